@@ -1,0 +1,283 @@
+//! A trained model as one safetensors blob: weights, id maps, per-user seen lists and item
+//! popularity, with the model spec in the header metadata. PyTorch reads it with
+//! `safetensors.torch.load(blob)`; text ids are stored as UTF-8 bytes plus offsets.
+
+use crate::ids::{IdKind, IdMap};
+use crate::spec::ModelSpec;
+use anyhow::{anyhow, bail, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::{BTreeMap, HashMap};
+
+/// Format tag written into every blob; bump on incompatible change.
+pub const FORMAT: &str = "neumf/1";
+
+/// A dense f32 tensor on the host, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor32 {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Tensor32 {
+    pub fn rows(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1)
+    }
+    pub fn cols(&self) -> usize {
+        self.shape.get(1).copied().unwrap_or(1)
+    }
+}
+
+/// Everything serving needs, decoded.
+#[derive(Debug, Clone)]
+pub struct ModelArtifact {
+    pub spec: ModelSpec,
+    pub weights: BTreeMap<String, Tensor32>,
+    pub user_ids: IdMap,
+    pub item_ids: IdMap,
+    /// CSR over users: `seen_items[seen_ptr[u]..seen_ptr[u+1]]`, sorted.
+    pub seen_ptr: Vec<u64>,
+    pub seen_items: Vec<u32>,
+    pub popularity: Vec<u64>,
+}
+
+fn le_bytes<T: Copy, const N: usize>(values: &[T], to: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * N);
+    for &v in values {
+        out.extend_from_slice(&to(v));
+    }
+    out
+}
+
+struct Owned {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+fn id_tensors(prefix: &str, ids: &IdMap, out: &mut Vec<(String, Owned)>) {
+    match ids {
+        IdMap::Int { ids, .. } => out.push((
+            format!("ids.{prefix}"),
+            Owned {
+                dtype: Dtype::I64,
+                shape: vec![ids.len()],
+                bytes: le_bytes(ids, i64::to_le_bytes),
+            },
+        )),
+        IdMap::Text { ids, .. } => {
+            let mut utf8 = Vec::new();
+            let mut offsets = Vec::with_capacity(ids.len() + 1);
+            offsets.push(0i64);
+            for id in ids {
+                utf8.extend_from_slice(id.as_bytes());
+                offsets.push(utf8.len() as i64);
+            }
+            out.push((
+                format!("ids.{prefix}.offsets"),
+                Owned {
+                    dtype: Dtype::I64,
+                    shape: vec![offsets.len()],
+                    bytes: le_bytes(&offsets, i64::to_le_bytes),
+                },
+            ));
+            out.push((
+                format!("ids.{prefix}.utf8"),
+                Owned {
+                    dtype: Dtype::U8,
+                    shape: vec![utf8.len()],
+                    bytes: utf8,
+                },
+            ));
+        }
+    }
+}
+
+impl ModelArtifact {
+    pub fn encode(&self, extra_metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+        let mut tensors: Vec<(String, Owned)> = Vec::new();
+        for (name, t) in &self.weights {
+            tensors.push((
+                name.clone(),
+                Owned {
+                    dtype: Dtype::F32,
+                    shape: t.shape.clone(),
+                    bytes: le_bytes(&t.data, f32::to_le_bytes),
+                },
+            ));
+        }
+        id_tensors("user", &self.user_ids, &mut tensors);
+        id_tensors("item", &self.item_ids, &mut tensors);
+        let seen_ptr: Vec<i64> = self.seen_ptr.iter().map(|&v| v as i64).collect();
+        let seen_items: Vec<i32> = self.seen_items.iter().map(|&v| v as i32).collect();
+        let popularity: Vec<i64> = self.popularity.iter().map(|&v| v as i64).collect();
+        tensors.push((
+            "seen.indptr".into(),
+            Owned {
+                dtype: Dtype::I64,
+                shape: vec![seen_ptr.len()],
+                bytes: le_bytes(&seen_ptr, i64::to_le_bytes),
+            },
+        ));
+        tensors.push((
+            "seen.indices".into(),
+            Owned {
+                dtype: Dtype::I32,
+                shape: vec![seen_items.len()],
+                bytes: le_bytes(&seen_items, i32::to_le_bytes),
+            },
+        ));
+        tensors.push((
+            "items.popularity".into(),
+            Owned {
+                dtype: Dtype::I64,
+                shape: vec![popularity.len()],
+                bytes: le_bytes(&popularity, i64::to_le_bytes),
+            },
+        ));
+
+        let mut meta: HashMap<String, String> = extra_metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        meta.insert("format".into(), FORMAT.into());
+        meta.insert("spec".into(), serde_json::to_string(&self.spec)?);
+        meta.insert("user_id_type".into(), self.user_ids.kind().as_str().into());
+        meta.insert("item_id_type".into(), self.item_ids.kind().as_str().into());
+
+        let views: Vec<(String, TensorView<'_>)> = tensors
+            .iter()
+            .map(|(name, o)| {
+                Ok((
+                    name.clone(),
+                    TensorView::new(o.dtype, o.shape.clone(), &o.bytes)?,
+                ))
+            })
+            .collect::<Result<_, safetensors::SafeTensorError>>()?;
+        Ok(safetensors::serialize(views, &Some(meta))?)
+    }
+
+    pub fn decode(blob: &[u8]) -> Result<Self> {
+        let (_, header) =
+            SafeTensors::read_metadata(blob).context("stored model is not a safetensors blob")?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        match meta.get("format").map(String::as_str) {
+            Some(FORMAT) => {}
+            other => bail!("stored model has format {other:?}, this build reads {FORMAT:?}"),
+        }
+        let spec: ModelSpec =
+            serde_json::from_str(meta.get("spec").ok_or_else(|| anyhow!("no spec in blob"))?)?;
+        let st = SafeTensors::deserialize(blob)?;
+        let mut weights = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() == Dtype::F32 {
+                let data = view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                weights.insert(
+                    name,
+                    Tensor32 {
+                        shape: view.shape().to_vec(),
+                        data,
+                    },
+                );
+            }
+        }
+        let i64s = |name: &str| -> Result<Vec<i64>> {
+            let v = st
+                .tensor(name)
+                .with_context(|| format!("blob lacks {name}"))?;
+            Ok(v.data()
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect())
+        };
+        let ids = |prefix: &str| -> Result<IdMap> {
+            let kind_key = format!("{prefix}_id_type");
+            match meta.get(&kind_key).and_then(|k| IdKind::parse(k)) {
+                Some(IdKind::BigInt) => Ok(IdMap::from_ints(i64s(&format!("ids.{prefix}"))?)),
+                Some(IdKind::Text) => {
+                    let offsets = i64s(&format!("ids.{prefix}.offsets"))?;
+                    let utf8 = st.tensor(&format!("ids.{prefix}.utf8"))?;
+                    let bytes = utf8.data();
+                    let ids = offsets
+                        .windows(2)
+                        .map(|w| {
+                            std::str::from_utf8(&bytes[w[0] as usize..w[1] as usize])
+                                .map(Into::into)
+                                .map_err(|e| anyhow!("bad utf-8 in stored {prefix} id: {e}"))
+                        })
+                        .collect::<Result<Vec<Box<str>>>>()?;
+                    Ok(IdMap::from_texts(ids))
+                }
+                None => bail!("blob lacks {kind_key}"),
+            }
+        };
+        let seen_items = {
+            let v = st.tensor("seen.indices")?;
+            v.data()
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as u32)
+                .collect()
+        };
+        Ok(Self {
+            spec,
+            weights,
+            user_ids: ids("user")?,
+            item_ids: ids("item")?,
+            seen_ptr: i64s("seen.indptr")?.into_iter().map(|v| v as u64).collect(),
+            seen_items,
+            popularity: i64s("items.popularity")?
+                .into_iter()
+                .map(|v| v as u64)
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Architecture;
+
+    #[test]
+    fn roundtrip_bigint_and_text() {
+        let mut weights = BTreeMap::new();
+        weights.insert(
+            "output.weight".into(),
+            Tensor32 {
+                shape: vec![1, 3],
+                data: vec![0.5, -1.0, 2.25],
+            },
+        );
+        let art = ModelArtifact {
+            spec: ModelSpec {
+                architecture: Architecture::Gmf,
+                factors: 3,
+                layers: vec![],
+            },
+            weights,
+            user_ids: IdMap::from_ints(vec![42, 7]),
+            item_ids: IdMap::from_texts(vec!["ä-uuid".into(), "b".into()]),
+            seen_ptr: vec![0, 1, 2],
+            seen_items: vec![1, 0],
+            popularity: vec![1, 1],
+        };
+        let blob = art
+            .encode(&BTreeMap::from([(
+                "trained_by".to_string(),
+                "x".to_string(),
+            )]))
+            .unwrap();
+        let back = ModelArtifact::decode(&blob).unwrap();
+        assert_eq!(back.spec, art.spec);
+        assert_eq!(back.weights, art.weights);
+        assert_eq!(back.user_ids, art.user_ids);
+        assert_eq!(back.item_ids, art.item_ids);
+        assert_eq!(back.seen_ptr, art.seen_ptr);
+        assert_eq!(back.seen_items, art.seen_items);
+        assert_eq!(back.popularity, art.popularity);
+        assert!(ModelArtifact::decode(b"garbage").is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! Implicit-feedback interactions after id mapping: deduplicated (user, item) pairs, plus the
+//! per-user seen lists (CSR) and item popularity that serving needs.
+
+use crate::ids::IdMap;
+
+/// Why source rows did not become interactions; reported back to the analyst.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SkipCounts {
+    pub null_user: u64,
+    pub null_item: u64,
+    /// Rating below `min_rating`, or NULL while `min_rating` is set.
+    pub below_min_rating: u64,
+    /// Repeated (user, item) pairs collapsed into one interaction.
+    pub duplicates: u64,
+}
+
+/// Streams rows in, keeps compact dense pairs.
+pub struct InteractionsBuilder {
+    pub users: IdMap,
+    pub items: IdMap,
+    pairs: Vec<(u32, u32)>,
+    pub skipped: SkipCounts,
+    pub rows_read: u64,
+}
+
+impl InteractionsBuilder {
+    pub fn new(users: IdMap, items: IdMap) -> Self {
+        Self {
+            users,
+            items,
+            pairs: Vec::new(),
+            skipped: SkipCounts::default(),
+            rows_read: 0,
+        }
+    }
+
+    pub fn push(&mut self, user: u32, item: u32) {
+        self.pairs.push((user, item));
+    }
+
+    pub fn finish(mut self) -> Interactions {
+        self.pairs.sort_unstable();
+        let before = self.pairs.len();
+        self.pairs.dedup();
+        self.skipped.duplicates += (before - self.pairs.len()) as u64;
+        let n_users = self.users.len();
+        let n_items = self.items.len();
+        // Pairs are sorted by user, so CSR falls out of one pass.
+        let mut user_ptr = vec![0u64; n_users + 1];
+        for &(u, _) in &self.pairs {
+            user_ptr[u as usize + 1] += 1;
+        }
+        for u in 0..n_users {
+            user_ptr[u + 1] += user_ptr[u];
+        }
+        let mut popularity = vec![0u64; n_items];
+        let mut users = Vec::with_capacity(self.pairs.len());
+        let mut items = Vec::with_capacity(self.pairs.len());
+        for &(u, i) in &self.pairs {
+            users.push(u);
+            items.push(i);
+            popularity[i as usize] += 1;
+        }
+        Interactions {
+            user_ids: self.users,
+            item_ids: self.items,
+            users,
+            items,
+            user_ptr,
+            popularity,
+            skipped: self.skipped,
+            rows_read: self.rows_read,
+        }
+    }
+}
+
+/// Deduplicated interactions sorted by (user, item).
+#[derive(Debug, Clone)]
+pub struct Interactions {
+    pub user_ids: IdMap,
+    pub item_ids: IdMap,
+    pub users: Vec<u32>,
+    /// Sorted within each user: `items[user_ptr[u]..user_ptr[u+1]]` are user u's items.
+    pub items: Vec<u32>,
+    pub user_ptr: Vec<u64>,
+    pub popularity: Vec<u64>,
+    pub skipped: SkipCounts,
+    pub rows_read: u64,
+}
+
+impl Interactions {
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+    pub fn n_users(&self) -> usize {
+        self.user_ids.len()
+    }
+    pub fn n_items(&self) -> usize {
+        self.item_ids.len()
+    }
+    pub fn seen(&self, user: u32) -> &[u32] {
+        let u = user as usize;
+        &self.items[self.user_ptr[u] as usize..self.user_ptr[u + 1] as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::IdKind;
+
+    #[test]
+    fn dedupes_and_builds_csr() {
+        let mut b =
+            InteractionsBuilder::new(IdMap::new(IdKind::BigInt), IdMap::new(IdKind::BigInt));
+        for (u, i) in [(10, 5), (11, 6), (10, 5), (10, 7), (12, 5)] {
+            let u = b.users.intern_int(u);
+            let i = b.items.intern_int(i);
+            b.push(u, i);
+        }
+        let d = b.finish();
+        assert_eq!(d.len(), 4);
+        assert_eq!(d.skipped.duplicates, 1);
+        assert_eq!(d.n_users(), 3);
+        assert_eq!(d.n_items(), 3);
+        assert_eq!(d.seen(0), &[0, 2]); // user 10: items 5 and 7
+        assert_eq!(d.seen(1), &[1]);
+        assert_eq!(d.popularity, vec![2, 1, 1]);
+    }
+}

@@ -1,0 +1,189 @@
+//! External ids (bigint or text, as the source table has them) ↔ dense indices `0..n`.
+
+use std::collections::HashMap;
+
+/// The SQL type family of a model's ids, fixed at training time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    BigInt,
+    Text,
+}
+
+impl IdKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdKind::BigInt => "bigint",
+            IdKind::Text => "text",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "bigint" => Some(IdKind::BigInt),
+            "text" => Some(IdKind::Text),
+            _ => None,
+        }
+    }
+}
+
+/// A borrowed external id, as a caller passes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdRef<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// Assigns dense indices to external ids in first-seen order, and maps back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdMap {
+    Int {
+        to_index: HashMap<i64, u32>,
+        ids: Vec<i64>,
+    },
+    Text {
+        to_index: HashMap<Box<str>, u32>,
+        ids: Vec<Box<str>>,
+    },
+}
+
+impl IdMap {
+    pub fn new(kind: IdKind) -> Self {
+        match kind {
+            IdKind::BigInt => IdMap::Int {
+                to_index: HashMap::new(),
+                ids: Vec::new(),
+            },
+            IdKind::Text => IdMap::Text {
+                to_index: HashMap::new(),
+                ids: Vec::new(),
+            },
+        }
+    }
+
+    pub fn from_ints(ids: Vec<i64>) -> Self {
+        let to_index = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i as u32))
+            .collect();
+        IdMap::Int { to_index, ids }
+    }
+
+    pub fn from_texts(ids: Vec<Box<str>>) -> Self {
+        let to_index = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i as u32))
+            .collect();
+        IdMap::Text { to_index, ids }
+    }
+
+    pub fn kind(&self) -> IdKind {
+        match self {
+            IdMap::Int { .. } => IdKind::BigInt,
+            IdMap::Text { .. } => IdKind::Text,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            IdMap::Int { ids, .. } => ids.len(),
+            IdMap::Text { ids, .. } => ids.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Index of `id`, inserting it if new. The kind must match the map's.
+    pub fn intern_int(&mut self, id: i64) -> u32 {
+        match self {
+            IdMap::Int { to_index, ids } => *to_index.entry(id).or_insert_with(|| {
+                ids.push(id);
+                (ids.len() - 1) as u32
+            }),
+            IdMap::Text { .. } => panic!("intern_int on a text id map"),
+        }
+    }
+
+    pub fn intern_text(&mut self, id: &str) -> u32 {
+        match self {
+            IdMap::Text { to_index, ids } => {
+                if let Some(&i) = to_index.get(id) {
+                    return i;
+                }
+                let boxed: Box<str> = id.into();
+                ids.push(boxed.clone());
+                let i = (ids.len() - 1) as u32;
+                to_index.insert(boxed, i);
+                i
+            }
+            IdMap::Int { .. } => panic!("intern_text on a bigint id map"),
+        }
+    }
+
+    /// Looks an id up, converting across kinds the way SQL would (a bigint model queried with
+    /// '42' finds 42; a text model queried with 42 finds '42').
+    pub fn get(&self, id: IdRef<'_>) -> Option<u32> {
+        match (self, id) {
+            (IdMap::Int { to_index, .. }, IdRef::Int(v)) => to_index.get(&v).copied(),
+            (IdMap::Int { to_index, .. }, IdRef::Text(s)) => s
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .and_then(|v| to_index.get(&v).copied()),
+            (IdMap::Text { to_index, .. }, IdRef::Text(s)) => to_index.get(s).copied(),
+            (IdMap::Text { to_index, .. }, IdRef::Int(v)) => {
+                to_index.get(v.to_string().as_str()).copied()
+            }
+        }
+    }
+
+    /// The external id of a dense index, as bigint (None for a text id that is not a number).
+    pub fn int_at(&self, index: u32) -> Option<i64> {
+        match self {
+            IdMap::Int { ids, .. } => Some(ids[index as usize]),
+            IdMap::Text { ids, .. } => ids[index as usize].parse().ok(),
+        }
+    }
+
+    /// The external id of a dense index, as text.
+    pub fn text_at(&self, index: u32) -> String {
+        match self {
+            IdMap::Int { ids, .. } => ids[index as usize].to_string(),
+            IdMap::Text { ids, .. } => ids[index as usize].to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interns_in_first_seen_order() {
+        let mut m = IdMap::new(IdKind::BigInt);
+        assert_eq!(m.intern_int(1193), 0);
+        assert_eq!(m.intern_int(661), 1);
+        assert_eq!(m.intern_int(1193), 0);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.get(IdRef::Int(661)), Some(1));
+        assert_eq!(m.get(IdRef::Int(7)), None);
+        assert_eq!(m.get(IdRef::Text(" 661")), Some(1));
+        assert_eq!(m.get(IdRef::Text("abc")), None);
+        assert_eq!(m.int_at(0), Some(1193));
+    }
+
+    #[test]
+    fn text_ids_roundtrip() {
+        let mut m = IdMap::new(IdKind::Text);
+        let a = m.intern_text("3f0e8a4c-uuid");
+        let b = m.intern_text("42");
+        assert_eq!(m.intern_text("3f0e8a4c-uuid"), a);
+        assert_eq!(m.get(IdRef::Int(42)), Some(b));
+        assert_eq!(m.text_at(a), "3f0e8a4c-uuid");
+        assert_eq!(m.int_at(a), None);
+        let rebuilt = IdMap::from_texts(vec!["3f0e8a4c-uuid".into(), "42".into()]);
+        assert_eq!(rebuilt, m);
+    }
+}

@@ -1,0 +1,349 @@
+//! The serving kernel: scores (user, item) pairs on the CPU without libtorch.
+//!
+//! At load time the item side is precomputed so a request costs little per candidate:
+//! - GMF: `hᵀ(p ⊙ q) = p · (h ⊙ q)`, so the GMF half of the output weights is folded into
+//!   every item vector.
+//! - MLP: `W₁[p; q] + b₁ = W₁ᵤp + (W₁ᵢq + b₁)`; the item term is stored per item, the user
+//!   term is computed once per request. Each candidate then costs one add + ReLU of width
+//!   `layers[1]` and the (small) upper layers.
+
+use crate::codec::{ModelArtifact, Tensor32};
+use crate::ids::{IdMap, IdRef};
+use crate::spec::ModelSpec;
+use anyhow::{anyhow, bail, Result};
+
+#[derive(Debug, Clone)]
+struct Dense {
+    /// Row-major [out, in].
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl Dense {
+    fn apply_relu(&self, x: &[f32], y: &mut [f32]) {
+        for (o, y) in y.iter_mut().enumerate().take(self.outputs) {
+            let row = &self.weight[o * self.inputs..(o + 1) * self.inputs];
+            *y = (dot(row, x) + self.bias[o]).max(0.0);
+        }
+    }
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Four accumulators let the compiler vectorise without -ffast-math.
+    let mut acc = [0f32; 4];
+    let chunks = a.len() / 4;
+    for c in 0..chunks {
+        for l in 0..4 {
+            acc[l] += a[c * 4 + l] * b[c * 4 + l];
+        }
+    }
+    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for j in chunks * 4..a.len() {
+        s += a[j] * b[j];
+    }
+    s
+}
+
+#[derive(Debug, Clone)]
+struct GmfSide {
+    factors: usize,
+    user: Vec<f32>,
+    /// Item vectors pre-multiplied by the GMF output weights.
+    item_folded: Vec<f32>,
+}
+
+#[derive(Debug, Clone)]
+struct MlpSide {
+    embed: usize,
+    hidden: usize,
+    user_embedding: Vec<f32>,
+    /// Row-major [hidden, embed]: the user half of the first layer.
+    first_user_weight: Vec<f32>,
+    /// Per item: W₁ᵢ q + b₁, row-major [items, hidden].
+    item_pre: Vec<f32>,
+    upper: Vec<Dense>,
+    /// Output weights over the last MLP layer.
+    output: Vec<f32>,
+}
+
+/// A decoded model ready to score: id maps, seen lists, popularity and the folded weights.
+#[derive(Debug, Clone)]
+pub struct ScoringModel {
+    pub spec: ModelSpec,
+    pub users: IdMap,
+    pub items: IdMap,
+    seen_ptr: Vec<u64>,
+    seen_items: Vec<u32>,
+    popularity: Vec<u64>,
+    gmf: Option<GmfSide>,
+    mlp: Option<MlpSide>,
+    output_bias: f32,
+}
+
+/// Per-request working memory for one user, computed once and reused for every candidate.
+pub struct UserContext<'m> {
+    model: &'m ScoringModel,
+    gmf_user: &'m [f32],
+    mlp_user_pre: Vec<f32>,
+    scratch_a: Vec<f32>,
+    scratch_b: Vec<f32>,
+}
+
+fn take(
+    weights: &std::collections::BTreeMap<String, Tensor32>,
+    name: &str,
+    shape: &[usize],
+) -> Result<Vec<f32>> {
+    let t = weights
+        .get(name)
+        .ok_or_else(|| anyhow!("stored model lacks tensor {name}"))?;
+    if t.shape != shape {
+        bail!(
+            "stored tensor {name} has shape {:?}, expected {:?}",
+            t.shape,
+            shape
+        );
+    }
+    Ok(t.data.clone())
+}
+
+impl ScoringModel {
+    pub fn from_artifact(art: ModelArtifact) -> Result<Self> {
+        let spec = art.spec.clone();
+        spec.validate().map_err(anyhow::Error::msg)?;
+        let (nu, ni) = (art.user_ids.len(), art.item_ids.len());
+        let w = &art.weights;
+        let out_dim = spec.output_input_dim();
+        let output = take(w, "output.weight", &[1, out_dim])?;
+        let output_bias = take(w, "output.bias", &[1])?[0];
+
+        let gmf = if spec.architecture.has_gmf() {
+            let f = spec.factors;
+            let user = take(w, "gmf.user_embedding.weight", &[nu, f])?;
+            let mut item_folded = take(w, "gmf.item_embedding.weight", &[ni, f])?;
+            let h = &output[..f];
+            for row in item_folded.chunks_exact_mut(f) {
+                for (x, hk) in row.iter_mut().zip(h) {
+                    *x *= hk;
+                }
+            }
+            Some(GmfSide {
+                factors: f,
+                user,
+                item_folded,
+            })
+        } else {
+            None
+        };
+
+        let mlp = if spec.architecture.has_mlp() {
+            let d = spec.mlp_embedding_dim();
+            let h1 = spec.layers[1];
+            let user_embedding = take(w, "mlp.user_embedding.weight", &[nu, d])?;
+            let item_embedding = take(w, "mlp.item_embedding.weight", &[ni, d])?;
+            let w1 = take(w, "mlp.layers.0.weight", &[h1, 2 * d])?;
+            let b1 = take(w, "mlp.layers.0.bias", &[h1])?;
+            let mut first_user_weight = Vec::with_capacity(h1 * d);
+            let mut first_item_weight = Vec::with_capacity(h1 * d);
+            for row in w1.chunks_exact(2 * d) {
+                first_user_weight.extend_from_slice(&row[..d]);
+                first_item_weight.extend_from_slice(&row[d..]);
+            }
+            let mut item_pre = vec![0f32; ni * h1];
+            for (q, pre) in item_embedding
+                .chunks_exact(d)
+                .zip(item_pre.chunks_exact_mut(h1))
+            {
+                for o in 0..h1 {
+                    pre[o] = dot(&first_item_weight[o * d..(o + 1) * d], q) + b1[o];
+                }
+            }
+            let upper = spec
+                .layers
+                .windows(2)
+                .enumerate()
+                .skip(1)
+                .map(|(k, win)| {
+                    Ok(Dense {
+                        weight: take(w, &format!("mlp.layers.{k}.weight"), &[win[1], win[0]])?,
+                        bias: take(w, &format!("mlp.layers.{k}.bias"), &[win[1]])?,
+                        inputs: win[0],
+                        outputs: win[1],
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let gmf_width = if spec.architecture.has_gmf() {
+                spec.factors
+            } else {
+                0
+            };
+            Some(MlpSide {
+                embed: d,
+                hidden: h1,
+                user_embedding,
+                first_user_weight,
+                item_pre,
+                upper,
+                output: output[gmf_width..].to_vec(),
+            })
+        } else {
+            None
+        };
+
+        if art.seen_ptr.len() != nu + 1 || art.popularity.len() != ni {
+            bail!("stored model's seen lists or popularity do not match its id maps");
+        }
+        Ok(Self {
+            spec,
+            users: art.user_ids,
+            items: art.item_ids,
+            seen_ptr: art.seen_ptr,
+            seen_items: art.seen_items,
+            popularity: art.popularity,
+            gmf,
+            mlp,
+            output_bias,
+        })
+    }
+
+    pub fn n_users(&self) -> usize {
+        self.users.len()
+    }
+    pub fn n_items(&self) -> usize {
+        self.items.len()
+    }
+    pub fn user_index(&self, id: IdRef<'_>) -> Option<u32> {
+        self.users.get(id)
+    }
+    pub fn item_index(&self, id: IdRef<'_>) -> Option<u32> {
+        self.items.get(id)
+    }
+    /// Items the user interacted with in training, sorted by index.
+    pub fn seen(&self, user: u32) -> &[u32] {
+        let u = user as usize;
+        &self.seen_items[self.seen_ptr[u] as usize..self.seen_ptr[u + 1] as usize]
+    }
+    pub fn popularity(&self) -> &[u64] {
+        &self.popularity
+    }
+
+    /// Approximate heap footprint, for cache accounting.
+    pub fn memory_bytes(&self) -> usize {
+        let f = |v: usize| v * 4;
+        let mut n = f(self.seen_items.len()) + 8 * (self.seen_ptr.len() + self.popularity.len());
+        if let Some(g) = &self.gmf {
+            n += f(g.user.len() + g.item_folded.len());
+        }
+        if let Some(m) = &self.mlp {
+            n += f(m.user_embedding.len() + m.first_user_weight.len() + m.item_pre.len());
+            n += m
+                .upper
+                .iter()
+                .map(|d| f(d.weight.len() + d.bias.len()))
+                .sum::<usize>();
+        }
+        n + 48 * (self.users.len() + self.items.len())
+    }
+
+    pub fn user_context(&self, user: u32) -> UserContext<'_> {
+        let u = user as usize;
+        let gmf_user: &[f32] = match &self.gmf {
+            Some(g) => &g.user[u * g.factors..(u + 1) * g.factors],
+            None => &[],
+        };
+        let (mlp_user_pre, widest) = match &self.mlp {
+            Some(m) => {
+                let p = &m.user_embedding[u * m.embed..(u + 1) * m.embed];
+                let pre = (0..m.hidden)
+                    .map(|o| dot(&m.first_user_weight[o * m.embed..(o + 1) * m.embed], p))
+                    .collect();
+                (
+                    pre,
+                    m.hidden
+                        .max(m.upper.iter().map(|d| d.outputs).max().unwrap_or(0)),
+                )
+            }
+            None => (Vec::new(), 0),
+        };
+        UserContext {
+            model: self,
+            gmf_user,
+            mlp_user_pre,
+            scratch_a: vec![0.0; widest],
+            scratch_b: vec![0.0; widest],
+        }
+    }
+}
+
+impl UserContext<'_> {
+    /// The model's logit for this user and item index.
+    pub fn logit(&mut self, item: u32) -> f32 {
+        let m = self.model;
+        let i = item as usize;
+        let mut s = m.output_bias;
+        if let Some(g) = &m.gmf {
+            s += dot(
+                self.gmf_user,
+                &g.item_folded[i * g.factors..(i + 1) * g.factors],
+            );
+        }
+        if let Some(mlp) = &m.mlp {
+            let pre = &mlp.item_pre[i * mlp.hidden..(i + 1) * mlp.hidden];
+            let a = &mut self.scratch_a[..mlp.hidden];
+            for ((a, &u), &p) in a.iter_mut().zip(&self.mlp_user_pre).zip(pre) {
+                *a = (u + p).max(0.0);
+            }
+            let mut width = mlp.hidden;
+            for layer in &mlp.upper {
+                layer.apply_relu(
+                    &self.scratch_a[..width],
+                    &mut self.scratch_b[..layer.outputs],
+                );
+                std::mem::swap(&mut self.scratch_a, &mut self.scratch_b);
+                width = layer.outputs;
+            }
+            s += dot(&mlp.output, &self.scratch_a[..width]);
+        }
+        s
+    }
+
+    /// Predicted probability of interaction.
+    pub fn score(&mut self, item: u32) -> f32 {
+        sigmoid(self.logit(item))
+    }
+}
+
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Indices of the `k` largest `(key, index)` pairs, best first; ties broken by lower index.
+/// Partial selection: O(n + k log k).
+pub fn top_k(mut scored: Vec<(f32, u32)>, k: usize) -> Vec<(f32, u32)> {
+    let better = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if k == 0 {
+        return Vec::new();
+    }
+    if scored.len() > k {
+        scored.select_nth_unstable_by(k - 1, better);
+        scored.truncate(k);
+    }
+    scored.sort_unstable_by(better);
+    scored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_is_partial_and_stable() {
+        let v = vec![(0.1, 0), (0.9, 1), (0.5, 2), (0.9, 3), (0.2, 4)];
+        assert_eq!(top_k(v.clone(), 3), vec![(0.9, 1), (0.9, 3), (0.5, 2)]);
+        assert_eq!(top_k(v.clone(), 10).len(), 5);
+        assert!(top_k(v, 0).is_empty());
+    }
+}

@@ -1,0 +1,21 @@
+//! pgrx-free core of neumf: everything that can be tested with plain `cargo test`.
+//!
+//! | module      | what it holds                                                        |
+//! |-------------|----------------------------------------------------------------------|
+//! | [`spec`]    | architecture + hyper-parameters, and their validation               |
+//! | [`ids`]     | external ids (bigint or text) ↔ dense indices                        |
+//! | [`dataset`] | deduplicated implicit interactions, per-user seen lists, popularity |
+//! | [`model`]   | GMF / MLP / NeuMF as libtorch modules (training side)              |
+//! | [`train`]   | the training loop: fresh exact negatives each epoch, BCE, Adam      |
+//! | [`codec`]   | one safetensors blob: weights + id maps + seen lists                |
+//! | [`infer`]   | the lean CPU scoring kernel used for serving (no libtorch per call) |
+//! | [`metrics`] | HR@K / NDCG@K                                                       |
+
+pub mod codec;
+pub mod dataset;
+pub mod ids;
+pub mod infer;
+pub mod metrics;
+pub mod model;
+pub mod spec;
+pub mod train;
