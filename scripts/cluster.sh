@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL 15 cluster on loopback, for the demo and the end-to-end tests.
+#   scripts/cluster.sh start|stop|restart|status|psql [args]
+# Environment: NEUMF_PGDATA (data directory), NEUMF_PGPORT (port). The server listens on
+# 127.0.0.1 only. As root, the server runs as the `postgres` user (initdb refuses root).
+set -euo pipefail
+PG_BIN=/usr/lib/postgresql/15/bin
+PGDATA=${NEUMF_PGDATA:-/var/tmp/neumf/cluster}
+PORT=${NEUMF_PGPORT:-5499}
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start() {
+  if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    mkdir -p "$PGDATA"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDATA" "$(dirname "$PGDATA")"
+    chmod 700 "$PGDATA"
+    as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    cat >>"$PGDATA/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PORT
+unix_socket_directories = '$PGDATA'
+max_connections = 50
+shared_buffers = 256MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+# Loads libtorch and neumf once in the postmaster so that every new connection starts warm.
+# (Only GUCs are registered at load time; CUDA is never touched there.)
+shared_preload_libraries = 'neumf'
+CONF
+  fi
+  if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 start >/dev/null
+  fi
+}
+
+stop() {
+  if [ -s "$PGDATA/PG_VERSION" ] && as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+  fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  restart) stop; start ;;
+  status) as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status ;;
+  psql) shift; exec psql -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -X "$@" ;;
+  *) echo "usage: $0 start|stop|restart|status|psql [args]" >&2; exit 2 ;;
+esac

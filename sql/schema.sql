@@ -1,0 +1,41 @@
+-- neumf storage: one row per trained model version, the weights in bytea chunks beside it.
+-- Both tables are extension configuration tables, so pg_dump carries their rows.
+
+CREATE TABLE neumf_model_versions (
+    model            text        NOT NULL CHECK (model <> ''),
+    version          integer     NOT NULL CHECK (version > 0),
+    active           boolean     NOT NULL DEFAULT false,
+    architecture     text        NOT NULL,
+    hyperparameters  jsonb       NOT NULL,
+    user_id_type     text        NOT NULL,
+    item_id_type     text        NOT NULL,
+    n_users          bigint      NOT NULL,
+    n_items          bigint      NOT NULL,
+    n_interactions   bigint      NOT NULL,
+    rows_read        bigint      NOT NULL,
+    rows_skipped     jsonb       NOT NULL,
+    metrics          jsonb       NOT NULL DEFAULT '{}',
+    final_loss       float8,
+    train_seconds    float8      NOT NULL,
+    device           text        NOT NULL,
+    size_bytes       bigint      NOT NULL,
+    source           text        NOT NULL,
+    trained_at       timestamptz NOT NULL DEFAULT now(),
+    trained_by       name        NOT NULL DEFAULT current_user,
+    PRIMARY KEY (model, version)
+);
+-- At most one active version per model; serving reads that one.
+CREATE UNIQUE INDEX neumf_model_versions_one_active ON neumf_model_versions (model) WHERE active;
+
+CREATE TABLE neumf_model_chunks (
+    model     text    NOT NULL,
+    version   integer NOT NULL,
+    chunk_no  integer NOT NULL CHECK (chunk_no >= 0),
+    data      bytea   NOT NULL,
+    PRIMARY KEY (model, version, chunk_no)
+);
+-- Float weights barely compress; skip pglz and store out of line directly.
+ALTER TABLE neumf_model_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+
+SELECT pg_catalog.pg_extension_config_dump('neumf_model_versions', '');
+SELECT pg_catalog.pg_extension_config_dump('neumf_model_chunks', '');

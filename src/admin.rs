@@ -1,0 +1,35 @@
+//! Operating models: `neumf_activate`, `neumf_drop`, and the trigger that keeps every
+//! backend's cache current. (`neumf_models` is a view, in sql/finalize.sql.)
+
+use crate::errors::undefined_model;
+use crate::storage;
+use pgrx::prelude::*;
+
+/// Makes `version` the active (served) version of `model`, atomically; returns it.
+#[pg_extern(volatile, parallel_unsafe, strict)]
+fn neumf_activate(model: &str, version: i32) -> i32 {
+    storage::activate(model, version);
+    version
+}
+
+/// Deletes every version of `model`; returns how many were deleted.
+#[pg_extern(volatile, parallel_unsafe, strict)]
+fn neumf_drop(model: &str, if_exists: default!(bool, false)) -> i64 {
+    let deleted = storage::drop_model(model);
+    if deleted == 0 && !if_exists {
+        undefined_model(model);
+    }
+    deleted
+}
+
+/// Statement trigger on neumf_model_versions: queue a relcache invalidation of the table, which
+/// PostgreSQL sends to every backend at commit (see src/cache.rs).
+#[pg_trigger]
+fn neumf_model_versions_changed<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, PgTriggerError> {
+    let relid = trigger.relation()?.oid();
+    // SAFETY: plain catalog call on a valid relation OID, inside a transaction.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    Ok(None)
+}

@@ -1,0 +1,34 @@
+//! `neumf.*` settings.
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+/// libtorch intra-op threads while training on CPU. 1 by default: inside a backend libtorch's
+/// default (one per core) makes small steps tens of times slower, and it competes with the
+/// other backends for the machine.
+pub static TRAIN_THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
+
+/// Rows fetched per round trip when reading the training source through a cursor.
+pub static FETCH_ROWS: GucSetting<i32> = GucSetting::<i32>::new(50_000);
+
+pub fn register() {
+    GucRegistry::define_int_guc(
+        c"neumf.train_threads",
+        c"CPU threads libtorch uses while training.",
+        c"Intra-op threads for CPU training inside this backend. Raise it for large batches on a machine with idle cores.",
+        &TRAIN_THREADS,
+        1,
+        1024,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"neumf.fetch_rows",
+        c"Rows fetched per cursor round trip when reading a training source.",
+        c"",
+        &FETCH_ROWS,
+        100,
+        10_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}

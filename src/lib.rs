@@ -1,0 +1,48 @@
+//! neumf: Neural Collaborative Filtering inside PostgreSQL.
+//!
+//! This crate is the thin pgrx layer; the algorithms live in `neumf-core` (no pgrx there).
+//! Where each SQL function's code is:
+//!
+//! | SQL                                             | file             |
+//! |-------------------------------------------------|------------------|
+//! | `neumf_train`                                   | `src/train.rs`   |
+//! | `neumf_score`, `neumf_rank`, `neumf_recommend`  | `src/serve.rs`   |
+//! | `neumf_activate`, `neumf_drop`, `neumf_models`  | `src/admin.rs`, `sql/finalize.sql` |
+//! | tables                                          | `sql/schema.sql` |
+//! | per-backend model cache + invalidation          | `src/cache.rs`   |
+//! | reading the training source through SPI         | `src/source.rs`  |
+//! | model storage (version rows, bytea chunks)      | `src/storage.rs` |
+//! | GUCs (`neumf.*`)                                | `src/guc.rs`     |
+
+use pgrx::prelude::*;
+
+mod admin;
+mod cache;
+mod errors;
+mod guc;
+mod serve;
+mod source;
+mod storage;
+mod train;
+
+::pgrx::pg_module_magic!(name, version);
+
+pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+/// Runs at load time, possibly in the postmaster (shared_preload_libraries): registers GUCs
+/// only. Never touches CUDA or libtorch state here.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::register();
+}
+
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,177 @@
+//! Serving: `neumf_score`, `neumf_rank`, `neumf_recommend`, each for bigint and text ids.
+//! Scores come from the CPU kernel in `neumf_core::infer`; no libtorch, no CUDA here.
+
+use crate::cache;
+use crate::errors::invalid_argument;
+use neumf_core::ids::IdRef;
+use neumf_core::infer::{sigmoid, top_k, ScoringModel};
+use pgrx::prelude::*;
+
+fn check_k(k: i32) -> usize {
+    if k <= 0 {
+        invalid_argument(format!("k must be a positive number of results, got {k}"));
+    }
+    k as usize
+}
+
+fn score(model: &str, user: IdRef<'_>, item: IdRef<'_>) -> Option<f64> {
+    let m = cache::get(model);
+    let u = m.scoring.user_index(user)?;
+    let i = m.scoring.item_index(item)?;
+    Some(m.scoring.user_context(u).score(i) as f64)
+}
+
+/// Predicted probability that the user interacts with the item; NULL for an unknown user or item.
+#[pg_extern(stable, parallel_safe, strict)]
+fn neumf_score(model: &str, user_id: i64, item_id: i64) -> Option<f64> {
+    score(model, IdRef::Int(user_id), IdRef::Int(item_id))
+}
+
+#[pg_extern(name = "neumf_score", stable, parallel_safe, strict)]
+fn neumf_score_text(model: &str, user_id: &str, item_id: &str) -> Option<f64> {
+    score(model, IdRef::Text(user_id), IdRef::Text(item_id))
+}
+
+/// Top k of `candidates` for the user: (position in `candidates`, score), best first. Unknown
+/// and NULL candidates are skipped, repeats count once.
+fn rank<'a>(
+    m: &ScoringModel,
+    user: IdRef<'_>,
+    candidates: impl Iterator<Item = Option<IdRef<'a>>>,
+    k: usize,
+) -> Vec<(usize, f64)> {
+    let Some(u) = m.user_index(user) else {
+        return Vec::new();
+    };
+    let mut known: Vec<(u32, usize)> = candidates
+        .enumerate()
+        .filter_map(|(pos, id)| Some((m.item_index(id?)?, pos)))
+        .collect();
+    known.sort_unstable();
+    known.dedup_by_key(|(item, _)| *item);
+    let mut ctx = m.user_context(u);
+    let scored: Vec<(f32, u32)> = known
+        .iter()
+        .enumerate()
+        .map(|(j, &(item, _))| (ctx.logit(item), j as u32))
+        .collect();
+    top_k(scored, k)
+        .into_iter()
+        .map(|(logit, j)| (known[j as usize].1, sigmoid(logit) as f64))
+        .collect()
+}
+
+/// The top `k` of `candidates` for the user, best first (rank 1 = best).
+#[pg_extern(stable, parallel_safe, strict)]
+fn neumf_rank(
+    model: &str,
+    user_id: i64,
+    candidates: Array<i64>,
+    k: default!(i32, 10),
+) -> TableIterator<'static, (name!(item_id, i64), name!(score, f64), name!(rank, i32))> {
+    let k = check_k(k);
+    let m = cache::get(model);
+    let ids: Vec<Option<i64>> = candidates.iter().collect();
+    let ranked = rank(
+        &m.scoring,
+        IdRef::Int(user_id),
+        ids.iter().map(|c| c.map(IdRef::Int)),
+        k,
+    );
+    let rows: Vec<_> = ranked
+        .into_iter()
+        .enumerate()
+        .map(|(r, (pos, s))| (ids[pos].unwrap_or_default(), s, r as i32 + 1))
+        .collect();
+    TableIterator::new(rows)
+}
+
+#[pg_extern(name = "neumf_rank", stable, parallel_safe, strict)]
+fn neumf_rank_text(
+    model: &str,
+    user_id: &str,
+    candidates: Array<&str>,
+    k: default!(i32, 10),
+) -> TableIterator<'static, (name!(item_id, String), name!(score, f64), name!(rank, i32))> {
+    let k = check_k(k);
+    let m = cache::get(model);
+    let ids: Vec<Option<&str>> = candidates.iter().collect();
+    let ranked = rank(
+        &m.scoring,
+        IdRef::Text(user_id),
+        ids.iter().map(|c| c.map(IdRef::Text)),
+        k,
+    );
+    let rows: Vec<_> = ranked
+        .into_iter()
+        .enumerate()
+        .map(|(r, (pos, s))| (ids[pos].unwrap_or_default().to_string(), s, r as i32 + 1))
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Top k over the whole catalogue: (item index, score), best first.
+fn recommend(m: &ScoringModel, user: IdRef<'_>, k: usize, exclude_seen: bool) -> Vec<(u32, f64)> {
+    let Some(u) = m.user_index(user) else {
+        return Vec::new();
+    };
+    let seen = if exclude_seen { m.seen(u) } else { &[] };
+    let mut ctx = m.user_context(u);
+    let mut scored = Vec::with_capacity(m.n_items());
+    let mut next_seen = seen.iter().peekable();
+    for item in 0..m.n_items() as u32 {
+        // `seen` is sorted, so one forward walk skips the user's items.
+        if next_seen.peek() == Some(&&item) {
+            next_seen.next();
+            continue;
+        }
+        scored.push((ctx.logit(item), item));
+    }
+    top_k(scored, k)
+        .into_iter()
+        .map(|(logit, item)| (item, sigmoid(logit) as f64))
+        .collect()
+}
+
+/// The top `k` items of the whole catalogue for the user; items the user interacted with in
+/// training are left out unless `exclude_seen` is false. Unknown users get no rows.
+#[pg_extern(stable, parallel_safe, strict)]
+fn neumf_recommend(
+    model: &str,
+    user_id: i64,
+    k: default!(i32, 10),
+    exclude_seen: default!(bool, true),
+) -> TableIterator<'static, (name!(item_id, i64), name!(score, f64), name!(rank, i32))> {
+    let k = check_k(k);
+    let m = cache::get(model);
+    let rows: Vec<_> = recommend(&m.scoring, IdRef::Int(user_id), k, exclude_seen)
+        .into_iter()
+        .enumerate()
+        .map(|(r, (item, s))| {
+            let id = m.scoring.items.int_at(item).unwrap_or_else(|| {
+                invalid_argument(format!(
+                    "neumf model \"{model}\" has text item ids; call neumf_recommend('{model}', user_id::text, …)"
+                ))
+            });
+            (id, s, r as i32 + 1)
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+#[pg_extern(name = "neumf_recommend", stable, parallel_safe, strict)]
+fn neumf_recommend_text(
+    model: &str,
+    user_id: &str,
+    k: default!(i32, 10),
+    exclude_seen: default!(bool, true),
+) -> TableIterator<'static, (name!(item_id, String), name!(score, f64), name!(rank, i32))> {
+    let k = check_k(k);
+    let m = cache::get(model);
+    let rows: Vec<_> = recommend(&m.scoring, IdRef::Text(user_id), k, exclude_seen)
+        .into_iter()
+        .enumerate()
+        .map(|(r, (item, s))| (m.scoring.items.text_at(item), s, r as i32 + 1))
+        .collect();
+    TableIterator::new(rows)
+}

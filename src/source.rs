@@ -1,0 +1,234 @@
+//! Reads a training source (a table name or a query yielding user_id, item_id [, rating] [, ts])
+//! through SPI, with the caller's privileges, streamed through a cursor in batches.
+
+use crate::errors::{invalid_argument, OrRaise};
+use crate::guc;
+use neumf_core::dataset::{Interactions, InteractionsBuilder};
+use neumf_core::ids::{IdKind, IdMap};
+use pgrx::pg_sys::{self, BuiltinOid, PgOid};
+use pgrx::prelude::*;
+use pgrx::FromDatum;
+
+/// What the source looks like, checked before any row is read.
+#[derive(Debug)]
+pub struct SourceShape {
+    /// The query to read from (a table name becomes `SELECT * FROM <table>`).
+    pub query: String,
+    pub user_kind: IdKind,
+    pub item_kind: IdKind,
+    pub has_rating: bool,
+}
+
+fn looks_like_query(source: &str) -> bool {
+    let first = source
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    matches!(first.as_str(), "select" | "with" | "values" | "table") || source.starts_with('(')
+}
+
+fn type_name(oid: &PgOid) -> String {
+    let raw = oid.value();
+    Spi::get_one_with_args::<String>("SELECT format_type($1, NULL)", &[raw.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| format!("type {raw:?}"))
+}
+
+fn id_kind(column: &str, oid: &PgOid) -> IdKind {
+    use BuiltinOid::*;
+    match oid {
+        PgOid::BuiltIn(INT2OID | INT4OID | INT8OID) => IdKind::BigInt,
+        PgOid::BuiltIn(TEXTOID | VARCHAROID | BPCHAROID | UUIDOID | NAMEOID) => IdKind::Text,
+        other => invalid_argument(format!(
+            "source column \"{column}\" has type {}; ids must be smallint, integer, bigint, text, varchar or uuid",
+            type_name(other)
+        )),
+    }
+}
+
+fn is_numeric(oid: &PgOid) -> bool {
+    use BuiltinOid::*;
+    matches!(
+        oid,
+        PgOid::BuiltIn(INT2OID | INT4OID | INT8OID | FLOAT4OID | FLOAT8OID | NUMERICOID)
+    )
+}
+
+fn is_temporal(oid: &PgOid) -> bool {
+    use BuiltinOid::*;
+    matches!(oid, PgOid::BuiltIn(TIMESTAMPOID | TIMESTAMPTZOID | DATEOID))
+}
+
+/// Resolves `source` to a query and checks its columns and their types.
+pub fn describe(source: &str) -> SourceShape {
+    let trimmed = source.trim().trim_end_matches(';').trim();
+    if trimmed.is_empty() {
+        invalid_argument("source is empty: pass a table name or a SELECT query");
+    }
+    let query = if looks_like_query(trimmed) {
+        trimmed.to_string()
+    } else {
+        let table =
+            Spi::get_one_with_args::<String>("SELECT to_regclass($1)::text", &[trimmed.into()])
+                .or_raise("resolving the source table");
+        match table {
+            Some(t) => format!("SELECT * FROM {t}"),
+            None => invalid_argument(format!(
+                "source table \"{trimmed}\" does not exist (source must be a table name or a SELECT query)"
+            )),
+        }
+    };
+
+    let columns: Vec<(String, PgOid)> = Spi::connect(|client| {
+        let t = client.select(
+            &format!("SELECT * FROM ({query}) AS neumf_source LIMIT 0"),
+            None,
+            &[],
+        )?;
+        (1..=t.columns()?)
+            .map(|i| Ok((t.column_name(i)?, t.column_type_oid(i)?)))
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_raise("describing the source");
+
+    let find = |name: &str| {
+        columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+    };
+    let listed = || {
+        columns
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let require = |name: &str| {
+        find(name).unwrap_or_else(|| {
+            invalid_argument(format!(
+                "source has no column \"{name}\" (it has: {}); alias yours, e.g. SELECT customer AS user_id, product AS item_id FROM …",
+                listed()
+            ))
+        })
+    };
+    let user_kind = id_kind("user_id", &require("user_id"));
+    let item_kind = id_kind("item_id", &require("item_id"));
+    let rating = find("rating");
+    if let Some(t) = &rating {
+        if !is_numeric(t) {
+            invalid_argument(format!(
+                "source column \"rating\" has type {}; it must be numeric",
+                type_name(t)
+            ));
+        }
+    }
+    // ts is not used yet, but a wrong type is reported now rather than ignored.
+    if let Some(t) = &find("ts") {
+        if !is_numeric(t) && !is_temporal(t) {
+            invalid_argument(format!(
+                "source column \"ts\" has type {}; it must be a number (e.g. unix seconds), timestamp or date",
+                type_name(t)
+            ));
+        }
+    }
+    SourceShape {
+        query,
+        user_kind,
+        item_kind,
+        has_rating: rating.is_some(),
+    }
+}
+
+fn id_cast(kind: IdKind) -> &'static str {
+    match kind {
+        IdKind::BigInt => "int8",
+        IdKind::Text => "text",
+    }
+}
+
+/// Streams the source into deduplicated interactions. Rows with a NULL id are counted and
+/// skipped; with `min_rating`, rows rated below it (or unrated) are not interactions.
+pub fn read(shape: &SourceShape, min_rating: Option<f64>) -> Interactions {
+    if min_rating.is_some() && !shape.has_rating {
+        invalid_argument("min_rating was given but the source has no \"rating\" column");
+    }
+    let rating = if shape.has_rating && min_rating.is_some() {
+        "rating::float8"
+    } else {
+        "NULL::float8"
+    };
+    let sql = format!(
+        "SELECT user_id::{}, item_id::{}, {rating} FROM ({}) AS neumf_source",
+        id_cast(shape.user_kind),
+        id_cast(shape.item_kind),
+        shape.query
+    );
+    let mut b = InteractionsBuilder::new(IdMap::new(shape.user_kind), IdMap::new(shape.item_kind));
+    let batch_rows = guc::FETCH_ROWS.get() as _;
+    Spi::connect(|client| -> Result<(), pgrx::spi::Error> {
+        let mut cursor = client.try_open_cursor(&sql, &[])?;
+        loop {
+            pg_sys::check_for_interrupts!();
+            drop(cursor.fetch(batch_rows)?);
+            // SAFETY: SPI_tuptable is the batch just fetched (pgrx's wrapper is dropped above; we
+            // read the raw table to avoid a per-row allocation) and is freed below.
+            let table = unsafe { pg_sys::SPI_tuptable };
+            if table.is_null() || unsafe { (*table).numvals } == 0 {
+                break;
+            }
+            let (rows, desc) = unsafe { ((*table).numvals as usize, (*table).tupdesc) };
+            for j in 0..rows {
+                let tuple = unsafe { *(*table).vals.add(j) };
+                // SAFETY: columns 1..3 exist with the types the SELECT above casts to.
+                let column = |n: i32| {
+                    let mut is_null = false;
+                    let d = unsafe { pg_sys::SPI_getbinval(tuple, desc, n, &mut is_null) };
+                    (d, is_null)
+                };
+                b.rows_read += 1;
+                if let Some(min) = min_rating {
+                    let (d, null) = column(3);
+                    if null || unsafe { f64::from_datum(d, false) }.unwrap_or(f64::NAN) < min {
+                        b.skipped.below_min_rating += 1;
+                        continue;
+                    }
+                }
+                // Check both ids for NULL before interning either, so skipped rows add no ids.
+                let ((ud, user_null), (id, item_null)) = (column(1), column(2));
+                if user_null {
+                    b.skipped.null_user += 1;
+                    continue;
+                }
+                if item_null {
+                    b.skipped.null_item += 1;
+                    continue;
+                }
+                let user = match shape.user_kind {
+                    IdKind::BigInt => b
+                        .users
+                        .intern_int(unsafe { i64::from_datum(ud, false) }.unwrap_or_default()),
+                    IdKind::Text => b
+                        .users
+                        .intern_text(unsafe { <&str>::from_datum(ud, false) }.unwrap_or_default()),
+                };
+                let item = match shape.item_kind {
+                    IdKind::BigInt => b
+                        .items
+                        .intern_int(unsafe { i64::from_datum(id, false) }.unwrap_or_default()),
+                    IdKind::Text => b
+                        .items
+                        .intern_text(unsafe { <&str>::from_datum(id, false) }.unwrap_or_default()),
+                };
+                b.push(user, item);
+            }
+            // Without this every batch would stay allocated until SPI disconnects.
+            unsafe { pg_sys::SPI_freetuptable(table) };
+        }
+        Ok(())
+    })
+    .or_raise("reading the source");
+    b.finish()
+}

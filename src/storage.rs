@@ -1,0 +1,271 @@
+//! Model storage: a row per version in `neumf_model_versions`, the safetensors blob split into
+//! `neumf_model_chunks` (bytea values are limited to 1 GB, models need not be). Everything is
+//! written through SPI inside the caller's transaction, so a failed or cancelled training
+//! leaves nothing behind.
+
+use crate::errors::{invalid_argument, undefined_model, OrRaise};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+use pgrx::JsonB;
+
+/// Bytes per chunk row. Large enough to keep row counts low, far below bytea's 1 GB limit.
+pub const CHUNK_BYTES: usize = 16 << 20;
+
+/// The extension's schema, quoted, so queries work whatever the caller's search_path.
+pub fn schema() -> String {
+    let nsp = Spi::get_one::<String>(
+        "SELECT n.nspname::text FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'neumf'",
+    )
+    .or_raise("looking up the neumf schema");
+    quote_identifier(
+        nsp.unwrap_or_else(|| {
+            invalid_argument("extension neumf is not installed in this database")
+        }),
+    )
+}
+
+pub fn versions_table() -> String {
+    format!("{}.neumf_model_versions", schema())
+}
+
+fn chunks_table() -> String {
+    format!("{}.neumf_model_chunks", schema())
+}
+
+/// OID of the version table, which the serving cache watches for invalidations.
+pub fn versions_table_oid() -> pg_sys::Oid {
+    Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT to_regclass($1)::oid",
+        &[versions_table().as_str().into()],
+    )
+    .or_raise("looking up neumf_model_versions")
+    .unwrap_or(pg_sys::InvalidOid)
+}
+
+/// Takes the per-model training lock for this transaction, or raises if another session has it.
+pub fn lock_for_training(model: &str) {
+    let got = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended('neumf/train/' || $1, 0))",
+        &[model.into()],
+    )
+    .or_raise("taking the training lock");
+    if got != Some(true) {
+        crate::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            format!("neumf model \"{model}\" is already being trained by another session"),
+            Some("Wait for that training to finish, or cancel it with pg_cancel_backend()."),
+        );
+    }
+}
+
+pub fn next_version(model: &str) -> i32 {
+    Spi::get_one_with_args::<i32>(
+        &format!(
+            "SELECT COALESCE(max(version), 0) + 1 FROM {} WHERE model = $1",
+            versions_table()
+        ),
+        &[model.into()],
+    )
+    .or_raise("choosing the next version")
+    .unwrap_or(1)
+}
+
+/// A version row as `neumf_train` writes it.
+pub struct NewVersion<'a> {
+    pub model: &'a str,
+    pub version: i32,
+    pub architecture: &'a str,
+    pub hyperparameters: serde_json::Value,
+    pub user_id_type: &'a str,
+    pub item_id_type: &'a str,
+    pub n_users: i64,
+    pub n_items: i64,
+    pub n_interactions: i64,
+    pub rows_read: i64,
+    pub rows_skipped: serde_json::Value,
+    pub metrics: serde_json::Value,
+    pub final_loss: f64,
+    pub train_seconds: f64,
+    pub device: &'a str,
+    pub source: &'a str,
+}
+
+/// Writes the version row and its chunks (inactive; see [`activate`]).
+pub fn insert_version(v: &NewVersion<'_>, blob: &[u8]) {
+    let sql = format!(
+        "INSERT INTO {} (model, version, architecture, hyperparameters, user_id_type, item_id_type, \
+         n_users, n_items, n_interactions, rows_read, rows_skipped, metrics, final_loss, train_seconds, \
+         device, size_bytes, source) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
+        versions_table()
+    );
+    let args: Vec<DatumWithOid> = vec![
+        v.model.into(),
+        v.version.into(),
+        v.architecture.into(),
+        JsonB(v.hyperparameters.clone()).into(),
+        v.user_id_type.into(),
+        v.item_id_type.into(),
+        v.n_users.into(),
+        v.n_items.into(),
+        v.n_interactions.into(),
+        v.rows_read.into(),
+        JsonB(v.rows_skipped.clone()).into(),
+        JsonB(v.metrics.clone()).into(),
+        v.final_loss.into(),
+        v.train_seconds.into(),
+        v.device.into(),
+        (blob.len() as i64).into(),
+        v.source.into(),
+    ];
+    Spi::connect_mut(|client| -> Result<(), pgrx::spi::Error> {
+        client.update(&sql, None, &args)?;
+        let insert_chunk = format!(
+            "INSERT INTO {} (model, version, chunk_no, data) VALUES ($1, $2, $3, $4)",
+            chunks_table()
+        );
+        for (n, chunk) in blob.chunks(CHUNK_BYTES).enumerate() {
+            pg_sys::check_for_interrupts!();
+            client.update(
+                &insert_chunk,
+                None,
+                &[
+                    v.model.into(),
+                    v.version.into(),
+                    (n as i32).into(),
+                    chunk.into(),
+                ],
+            )?;
+        }
+        Ok(())
+    })
+    .or_raise("storing the model");
+}
+
+/// Makes `version` the one serving reads; every backend's cache hears of it at commit.
+pub fn activate(model: &str, version: i32) {
+    let table = versions_table();
+    Spi::connect_mut(|client| -> Result<(), pgrx::spi::Error> {
+        let found = client
+            .update(
+                &format!("SELECT 1 FROM {table} WHERE model = $1 AND version = $2 FOR UPDATE"),
+                None,
+                &[model.into(), version.into()],
+            )?
+            .len();
+        if found == 0 {
+            if client
+                .select(
+                    &format!("SELECT 1 FROM {table} WHERE model = $1"),
+                    None,
+                    &[model.into()],
+                )?
+                .is_empty()
+            {
+                undefined_model(model);
+            }
+            invalid_argument(format!("neumf model \"{model}\" has no version {version}"));
+        }
+        // Two statements: the unique index on active rows is checked row by row.
+        client.update(
+            &format!(
+                "UPDATE {table} SET active = false WHERE model = $1 AND active AND version <> $2"
+            ),
+            None,
+            &[model.into(), version.into()],
+        )?;
+        client.update(
+            &format!(
+                "UPDATE {table} SET active = true WHERE model = $1 AND version = $2 AND NOT active"
+            ),
+            None,
+            &[model.into(), version.into()],
+        )?;
+        Ok(())
+    })
+    .or_raise("activating the model");
+}
+
+/// The active version of `model`, raising if the model does not exist.
+pub fn active_version(model: &str) -> i32 {
+    let table = versions_table();
+    let active = Spi::get_one_with_args::<i32>(
+        &format!("SELECT version FROM {table} WHERE model = $1 AND active"),
+        &[model.into()],
+    )
+    .or_raise("looking up the active version");
+    match active {
+        Some(v) => v,
+        None => {
+            let exists = Spi::get_one_with_args::<bool>(
+                &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE model = $1)"),
+                &[model.into()],
+            )
+            .or_raise("looking up the model");
+            if exists == Some(true) {
+                invalid_argument(format!(
+                    "neumf model \"{model}\" has no active version; activate one with neumf_activate('{model}', <version>)"
+                ))
+            }
+            undefined_model(model)
+        }
+    }
+}
+
+/// Reassembles a stored blob.
+pub fn load_blob(model: &str, version: i32) -> Vec<u8> {
+    let expected = Spi::get_one_with_args::<i64>(
+        &format!(
+            "SELECT size_bytes FROM {} WHERE model = $1 AND version = $2",
+            versions_table()
+        ),
+        &[model.into(), version.into()],
+    )
+    .or_raise("reading the model size")
+    .unwrap_or_else(|| undefined_model(model)) as usize;
+    let mut blob = Vec::with_capacity(expected);
+    Spi::connect(|client| -> Result<(), pgrx::spi::Error> {
+        let rows = client.select(
+            &format!(
+                "SELECT data FROM {} WHERE model = $1 AND version = $2 ORDER BY chunk_no",
+                chunks_table()
+            ),
+            None,
+            &[model.into(), version.into()],
+        )?;
+        for row in rows {
+            if let Some(bytes) = row.get::<&[u8]>(1)? {
+                blob.extend_from_slice(bytes);
+            }
+        }
+        Ok(())
+    })
+    .or_raise("reading the model");
+    if blob.len() != expected {
+        crate::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("neumf model \"{model}\" version {version} is incomplete: {} of {expected} bytes stored", blob.len()),
+            Some("Retrain it, or activate another version."),
+        );
+    }
+    blob
+}
+
+/// Deletes every version of `model`; returns how many there were.
+pub fn drop_model(model: &str) -> i64 {
+    Spi::connect_mut(|client| -> Result<i64, pgrx::spi::Error> {
+        client.update(
+            &format!("DELETE FROM {} WHERE model = $1", chunks_table()),
+            None,
+            &[model.into()],
+        )?;
+        let deleted = client.update(
+            &format!("DELETE FROM {} WHERE model = $1", versions_table()),
+            None,
+            &[model.into()],
+        )?;
+        Ok(deleted.len() as i64)
+    })
+    .or_raise("dropping the model")
+}
