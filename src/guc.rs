@@ -10,7 +10,21 @@ pub static TRAIN_THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 /// Rows fetched per round trip when reading the training source through a cursor.
 pub static FETCH_ROWS: GucSetting<i32> = GucSetting::<i32>::new(50_000);
 
+/// Size of each bytea chunk a stored model is split into, in kB. bytea values are limited to
+/// 1 GB, so chunking is what lets larger models be stored; smaller chunks only cost rows.
+pub static CHUNK_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
+
 pub fn register() {
+    GucRegistry::define_int_guc(
+        c"neumf.chunk_size",
+        c"Size of the bytea chunks a stored model is split into.",
+        c"Models are stored as a sequence of bytea rows of at most this size (kB); values cap at 512 MB because bytea cannot exceed 1 GB.",
+        &CHUNK_KB,
+        1,
+        512 * 1024,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
+    );
     GucRegistry::define_int_guc(
         c"neumf.train_threads",
         c"CPU threads libtorch uses while training.",

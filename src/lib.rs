@@ -9,6 +9,7 @@
 //! | `neumf_score`, `neumf_rank`, `neumf_recommend`  | `src/serve.rs`   |
 //! | `neumf_activate`, `neumf_drop`, `neumf_models`  | `src/admin.rs`, `sql/finalize.sql` |
 //! | tables                                          | `sql/schema.sql` |
+//! | `neumf_synthetic_interactions` (demo/bench data) | `sql/synthetic.sql` |
 //! | per-backend model cache + invalidation          | `src/cache.rs`   |
 //! | reading the training source through SPI         | `src/source.rs`  |
 //! | model storage (version rows, bytea chunks)      | `src/storage.rs` |
@@ -28,6 +29,7 @@ mod train;
 ::pgrx::pg_module_magic!(name, version);
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("../sql/synthetic.sql", name = "synthetic");
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Runs at load time, possibly in the postmaster (shared_preload_libraries): registers GUCs

@@ -93,12 +93,7 @@ pub fn describe(source: &str) -> SourceShape {
     })
     .or_raise("describing the source");
 
-    let find = |name: &str| {
-        columns
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t.clone())
-    };
+    let find = |name: &str| columns.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
     let listed = || {
         columns
             .iter()
@@ -172,7 +167,7 @@ pub fn read(shape: &SourceShape, min_rating: Option<f64>) -> Interactions {
         let mut cursor = client.try_open_cursor(&sql, &[])?;
         loop {
             pg_sys::check_for_interrupts!();
-            drop(cursor.fetch(batch_rows)?);
+            let _batch = cursor.fetch(batch_rows)?;
             // SAFETY: SPI_tuptable is the batch just fetched (pgrx's wrapper is dropped above; we
             // read the raw table to avoid a per-row allocation) and is freed below.
             let table = unsafe { pg_sys::SPI_tuptable };

@@ -9,16 +9,29 @@ use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
 use pgrx::JsonB;
 
-/// Bytes per chunk row. Large enough to keep row counts low, far below bytea's 1 GB limit.
-pub const CHUNK_BYTES: usize = 16 << 20;
+/// The first column of the first row of `sql`, or None when there is no row or it is NULL.
+/// (`Spi::get_one` treats "no row" as an error.)
+pub fn optional_row<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Option<T> {
+    Spi::connect(|client| -> Result<Option<T>, pgrx::spi::Error> {
+        let table = client.select(sql, Some(1), args)?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        table.first().get_one::<T>()
+    })
+    .or_raise("querying neumf's tables")
+}
 
 /// The extension's schema, quoted, so queries work whatever the caller's search_path.
 pub fn schema() -> String {
-    let nsp = Spi::get_one::<String>(
+    let nsp = optional_row::<String>(
         "SELECT n.nspname::text FROM pg_catalog.pg_extension e \
          JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'neumf'",
-    )
-    .or_raise("looking up the neumf schema");
+        &[],
+    );
     quote_identifier(
         nsp.unwrap_or_else(|| {
             invalid_argument("extension neumf is not installed in this database")
@@ -125,7 +138,8 @@ pub fn insert_version(v: &NewVersion<'_>, blob: &[u8]) {
             "INSERT INTO {} (model, version, chunk_no, data) VALUES ($1, $2, $3, $4)",
             chunks_table()
         );
-        for (n, chunk) in blob.chunks(CHUNK_BYTES).enumerate() {
+        let chunk_bytes = crate::guc::CHUNK_KB.get() as usize * 1024;
+        for (n, chunk) in blob.chunks(chunk_bytes).enumerate() {
             pg_sys::check_for_interrupts!();
             client.update(
                 &insert_chunk,
@@ -190,11 +204,10 @@ pub fn activate(model: &str, version: i32) {
 /// The active version of `model`, raising if the model does not exist.
 pub fn active_version(model: &str) -> i32 {
     let table = versions_table();
-    let active = Spi::get_one_with_args::<i32>(
+    let active = optional_row::<i32>(
         &format!("SELECT version FROM {table} WHERE model = $1 AND active"),
         &[model.into()],
-    )
-    .or_raise("looking up the active version");
+    );
     match active {
         Some(v) => v,
         None => {
@@ -215,14 +228,13 @@ pub fn active_version(model: &str) -> i32 {
 
 /// Reassembles a stored blob.
 pub fn load_blob(model: &str, version: i32) -> Vec<u8> {
-    let expected = Spi::get_one_with_args::<i64>(
+    let expected = optional_row::<i64>(
         &format!(
             "SELECT size_bytes FROM {} WHERE model = $1 AND version = $2",
             versions_table()
         ),
         &[model.into(), version.into()],
     )
-    .or_raise("reading the model size")
     .unwrap_or_else(|| undefined_model(model)) as usize;
     let mut blob = Vec::with_capacity(expected);
     Spi::connect(|client| -> Result<(), pgrx::spi::Error> {

@@ -46,7 +46,8 @@ fn positive(name: &str, value: i64) -> usize {
 /// Trains a model from `source` (a table name or a query with user_id, item_id [, rating]
 /// [, ts]) and stores it as the next version of `model`. `layers` defaults to
 /// [8f, 4f, 2f, f] for factors f (the paper's tower, 64-32-16-8 at f = 8).
-#[allow(clippy::too_many_arguments)]
+// pgrx needs the row tuple spelled out in the signature, hence the long type.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn neumf_train(
     model: &str,

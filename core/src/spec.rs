@@ -93,7 +93,7 @@ impl ModelSpec {
                     "every layer width must be between 1 and 16384, got {bad}"
                 ));
             }
-            if self.layers[0] % 2 != 0 {
+            if !self.layers[0].is_multiple_of(2) {
                 return Err(format!(
                     "layers[0] is the concatenated user+item embedding and must be even, got {}",
                     self.layers[0]

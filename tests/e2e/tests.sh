@@ -1,0 +1,236 @@
+# The end-to-end tests, run in this order against one database. See lib.sh for helpers.
+
+versions() { qc "SELECT count(*) || '/' || (SELECT count(*) FROM neumf_model_chunks) FROM neumf_model_versions"; }
+
+t_create_extension_and_small_model() {
+  qc "CREATE EXTENSION neumf" >/dev/null
+  qc "CREATE TABLE small AS SELECT * FROM neumf_synthetic_interactions(300, 120, per_user => 15, clusters => 4)" >/dev/null
+  local row
+  row=$(qc "SELECT version, active, device_used, users, items, interactions = (SELECT count(DISTINCT (user_id, item_id)) FROM small), epochs_run, final_loss < 0.7
+            FROM neumf_train('small', 'small', epochs => 4, learning_rate => 0.005)")
+  assert_eq "$row" "1|t|cpu|300|120|t|4|t" "training summary row"
+  assert_eq "$(qc "SELECT count(*) FROM neumf_models WHERE model = 'small' AND active AND size_bytes > 0")" "1" "neumf_models row"
+}
+
+t_score_rank_recommend() {
+  assert_true "neumf_score('small', 1, 1) BETWEEN 0 AND 1" "score is a probability"
+  assert_true "neumf_score('small', 999999, 1) IS NULL" "unknown user gives NULL"
+  assert_true "neumf_score('small', 1, 999999) IS NULL" "unknown item gives NULL"
+  # rank: k best of the candidates, best first; unknown, NULL and repeated candidates skipped
+  local got
+  got=$(qc "SELECT string_agg(rank::text, ',' ORDER BY rank) FROM neumf_rank('small', 1, ARRAY[1, 2, 3, 999999, NULL, 2, 5, 9], 4)")
+  assert_eq "$got" "1,2,3,4" "rank numbering"
+  assert_true "(SELECT bool_and(score >= lead_score) FROM (SELECT score, lead(score, 1, 0.0) OVER (ORDER BY rank) AS lead_score FROM neumf_rank('small', 1, ARRAY[1,2,3,5,9], 5)) s)" "scores descend with rank"
+  assert_true "(SELECT count(DISTINCT item_id) = 5 FROM neumf_rank('small', 1, ARRAY[1,2,3,5,9,2,2,999999], 10))" "each known candidate once"
+  assert_true "(SELECT score = neumf_score('small', 1, 5) FROM neumf_rank('small', 1, ARRAY[5], 1))" "rank score = neumf_score"
+  assert_true "NOT EXISTS (SELECT 1 FROM neumf_rank('small', 999999, ARRAY[1, 2], 10))" "unknown user: empty rank"
+  # recommend: whole catalogue, seen items excluded by default
+  assert_eq "$(qc "SELECT count(*) FROM neumf_recommend('small', 1)")" "10" "default k"
+  assert_true "NOT EXISTS (SELECT 1 FROM neumf_recommend('small', 1, 50) r JOIN small s ON s.user_id = 1 AND s.item_id = r.item_id)" "seen items excluded"
+  assert_true "EXISTS (SELECT 1 FROM neumf_recommend('small', 1, 120, exclude_seen => false) r JOIN small s ON s.user_id = 1 AND s.item_id = r.item_id)" "exclude_seen => false keeps them"
+  assert_true "(SELECT max(rank) = 120 FROM neumf_recommend('small', 1, 500, false))" "k beyond the catalogue returns the catalogue"
+}
+
+t_learns_planted_groups() {
+  # 4 planted taste groups: a trained model puts most of a user's top 10 in the user's group.
+  qc "SELECT * FROM neumf_train('planted', 'small', epochs => 12, batch_size => 256, learning_rate => 0.005)" >/dev/null
+  local pct
+  pct=$(qc "SELECT round(avg(((r.item_id - 1) % 4 = (u - 1) % 4)::int), 2) FROM generate_series(1, 300) u, LATERAL neumf_recommend('planted', u, 10) r")
+  echo "      share of top-10 in the user's planted group: $pct (random: 0.25)"
+  assert_true "$pct >= 0.6" "planted groups recovered"
+}
+
+t_text_ids() {
+  qc "CREATE TABLE text_events AS SELECT 'user-' || md5(user_id::text) AS user_id, md5(item_id::text)::uuid AS item_id, rating FROM small" >/dev/null
+  assert_eq "$(qc "SELECT users || '|' || items FROM neumf_train('textual', 'text_events', epochs => 2)")" "300|120" "text id counts"
+  local u i
+  u=$(qc "SELECT 'user-' || md5('1')"); i=$(qc "SELECT md5('5')::uuid::text")
+  assert_true "neumf_score('textual', '$u', '$i') BETWEEN 0 AND 1" "text score"
+  assert_true "neumf_score('textual', '$u', 'nope') IS NULL" "unknown text item"
+  assert_eq "$(qc "SELECT count(*) FROM neumf_rank('textual', '$u', ARRAY['$i', md5('6')::uuid::text, 'nope'], 5)")" "2" "text rank"
+  assert_true "(SELECT bool_and(item_id ~ '^[0-9a-f-]{36}\$') FROM neumf_recommend('textual', '$u', 5))" "text recommend returns the stored ids"
+  assert_eq "$(qc "SELECT count(*) FROM neumf_recommend('textual', 'somebody-new', 5)")" "0" "unknown text user"
+}
+
+t_skips_null_ids_and_low_ratings() {
+  qc "CREATE TABLE with_nulls AS SELECT * FROM small UNION ALL SELECT NULL, 1, 5, now() UNION ALL SELECT 1, NULL, 5, now() UNION ALL SELECT NULL, NULL, 5, now()" >/dev/null
+  assert_eq "$(qc "SELECT skipped_null_ids FROM neumf_train('nulls', 'with_nulls', epochs => 1)")" "3" "NULL ids counted"
+  local low
+  low=$(qc "SELECT count(*) FROM small WHERE rating < 4")
+  assert_eq "$(qc "SELECT skipped_below_min_rating FROM neumf_train('liked', 'small', epochs => 1, min_rating => 4)")" "$low" "min_rating"
+  assert_true "(SELECT rows_skipped->>'below_min_rating' = '$low' FROM neumf_models WHERE model = 'liked')" "skips stored with the version"
+}
+
+t_query_source_and_dedup() {
+  local row
+  row=$(qc "SELECT rows_read - interactions = duplicates FROM neumf_train('dups', 'SELECT user_id, item_id FROM small UNION ALL SELECT user_id, item_id FROM small', epochs => 1)")
+  assert_eq "$row" "t" "duplicates collapsed and counted"
+}
+
+t_bad_input_is_a_clear_error() {
+  local before; before=$(versions)
+  assert_error "SELECT neumf_train('b', 'no_such_table')" 'source table "no_such_table" does not exist'
+  assert_error "SELECT neumf_train('b', 'SELECT user_id FROM small')" 'source has no column "item_id"'
+  assert_error "SELECT neumf_train('b', 'SELECT user_id::float8 AS user_id, item_id FROM small')" 'ids must be'
+  assert_error "SELECT neumf_train('b', 'SELECT user_id, item_id, ''x''::text AS rating FROM small')" '"rating" has type text'
+  assert_error "SELECT neumf_train('b', 'SELECT user_id, item_id, true AS ts FROM small')" '"ts" has type boolean'
+  assert_error "SELECT neumf_train('b', 'SELECT user_id, item_id FROM small WHERE false')" 'no interactions to train on'
+  assert_error "SELECT neumf_train('b', 'SELECT user_id, item_id FROM small', min_rating => 4)" 'no "rating" column'
+  assert_error "SELECT neumf_train('b', 'small', factors => 0)" 'factors must be positive'
+  assert_error "SELECT neumf_train('b', 'small', factors => 100000)" 'factors must be between 1 and 4096'
+  assert_error "SELECT neumf_train('b', 'small', epochs => 0)" 'epochs must be positive'
+  assert_error "SELECT neumf_train('b', 'small', epochs => 10000000)" 'epochs must be between'
+  assert_error "SELECT neumf_train('b', 'small', layers => '{}')" 'layers must list at least two widths'
+  assert_error "SELECT neumf_train('b', 'small', layers => ARRAY[63, 32])" 'must be even'
+  assert_error "SELECT neumf_train('b', 'small', layers => ARRAY[64, -1])" 'every layer width must be positive'
+  assert_error "SELECT neumf_train('b', 'small', learning_rate => -1)" 'learning_rate must be in (0, 10]'
+  assert_error "SELECT neumf_train('b', 'small', learning_rate => 'NaN')" 'learning_rate'
+  assert_error "SELECT neumf_train('b', 'small', negatives => 0)" 'negatives must be positive'
+  assert_error "SELECT neumf_train('b', 'small', batch_size => 0)" 'batch_size must be positive'
+  assert_error "SELECT neumf_train('b', 'small', architecture => 'bert')" 'unknown architecture "bert"'
+  assert_error "SELECT neumf_train('b', 'small', device => 'tpu')" 'unknown device "tpu"'
+  assert_error "SELECT neumf_train('', 'small')" 'model name is empty'
+  if [ "$(qc "SELECT count(*) FROM neumf_models WHERE device LIKE 'cuda%'")" = 0 ] && ! command -v nvidia-smi >/dev/null; then
+    assert_error "SELECT neumf_train('b', 'small', device => 'cuda')" 'no CUDA device is available'
+  fi
+  assert_error "SELECT neumf_score('nope', 1, 1)" 'neumf model "nope" does not exist'
+  assert_error "SELECT * FROM neumf_rank('small', 1, ARRAY[1], 0)" 'k must be a positive number'
+  assert_error "SELECT * FROM neumf_recommend('small', 1, -1)" 'k must be a positive number'
+  assert_error "SELECT neumf_activate('small', 99)" 'has no version 99'
+  assert_error "SELECT neumf_activate('nope', 1)" 'neumf model "nope" does not exist'
+  assert_error "SELECT neumf_drop('nope')" 'neumf model "nope" does not exist'
+  assert_eq "$(qc "SELECT neumf_drop('nope', if_exists => true)")" "0" "drop if_exists"
+  assert_eq "$(versions)" "$before" "failed calls stored nothing"
+}
+
+t_versions_activate_and_cross_backend_invalidation() {
+  qc "CREATE EXTENSION IF NOT EXISTS dblink" >/dev/null
+  local v1 v2
+  v1=$(qc "SELECT neumf_score('small', 1, 5)")
+  assert_eq "$(qc "SELECT version FROM neumf_train('small', 'small', epochs => 2, seed => 7)")" "2" "second version"
+  v2=$(qc "SELECT neumf_score('small', 1, 5)")
+  [ "$v1" != "$v2" ] || fail "new version serves new scores"
+  # One session caches v2, another session activates v1: the first must see v1 at its next statement.
+  local out
+  out=$(psql -X -q -tA -v ON_ERROR_STOP=1 <<SQL
+SELECT neumf_score('small', 1, 5);
+SELECT v FROM dblink('host=127.0.0.1 port=$PGPORT user=postgres dbname=$PGDATABASE', \$\$SELECT neumf_activate('small', 1)\$\$) AS t(v int);
+SELECT neumf_score('small', 1, 5);
+SQL
+)
+  assert_eq "$(echo "$out" | tr '\n' ' ')" "$v2 1 $v1 " "cached model replaced after another backend's activation"
+  assert_eq "$(qc "SELECT string_agg(version || ':' || active, ',' ORDER BY version) FROM neumf_models WHERE model = 'small'")" "1:true,2:false" "one active version"
+}
+
+t_rollback_leaves_no_trace() {
+  local before; before=$(versions)
+  qc "BEGIN; SELECT neumf_train('rolled_back', 'small', epochs => 1); ROLLBACK;" >/dev/null
+  assert_eq "$(versions)" "$before" "rolled-back training left nothing"
+  assert_error "SELECT neumf_score('rolled_back', 1, 1)" 'does not exist'
+}
+
+t_multi_chunk_storage() {
+  # Small chunks force many rows per model: the same path models over 1 GB take.
+  qc "SET neumf.chunk_size = 8; SELECT neumf_train('chunky', 'small', epochs => 1)" >/dev/null
+  assert_true "(SELECT count(*) > 5 FROM neumf_model_chunks WHERE model = 'chunky')" "several chunks"
+  assert_true "(SELECT sum(length(data)) = (SELECT size_bytes FROM neumf_model_versions WHERE model = 'chunky') FROM neumf_model_chunks WHERE model = 'chunky')" "chunks add up"
+  assert_true "neumf_score('chunky', 1, 5) BETWEEN 0 AND 1" "multi-chunk model serves"
+}
+
+t_cancel_and_timeout_stop_training_fast() {
+  qc "CREATE TABLE big AS SELECT * FROM neumf_synthetic_interactions(3000, 800, per_user => 20)" >/dev/null
+  qc "SELECT neumf_train('long', 'big', epochs => 1)" >/dev/null
+  local before; before=$(versions)
+  local score_before; score_before=$(qc "SELECT neumf_score('long', 1, 5)")
+  # 1. pg_cancel_backend, while a second session tries to train the same model.
+  psql -X -q -c "SET application_name = 'neumf_long'" -c "SELECT neumf_train('long', 'big', epochs => 1000)" >/tmp/neumf_e2e_cancel.out 2>&1 &
+  local bg=$!
+  for _ in $(seq 1 100); do
+    [ "$(qc "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'neumf_long' AND query LIKE '%epochs => 1000%'")" = 1 ] && break
+    sleep 0.1
+  done
+  sleep 2 # inside the epoch loop by now
+  assert_error "SELECT neumf_train('long', 'big', epochs => 1)" 'neumf model "long" is already being trained by another session'
+  local t0; t0=$(date +%s.%N)
+  qc "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'neumf_long'" >/dev/null
+  wait $bg || true
+  local took; took=$(awk "BEGIN { print $(date +%s.%N) - $t0 }")
+  echo "      cancel took ${took}s"
+  grep -q "canceling statement due to user request" /tmp/neumf_e2e_cancel.out || fail "cancel message: $(cat /tmp/neumf_e2e_cancel.out)"
+  assert_true "$took < 1.0" "cancel within a second"
+  # 2. statement_timeout
+  t0=$(date +%s.%N)
+  assert_error "SET statement_timeout = '1500ms'; SELECT neumf_train('long', 'big', epochs => 1000)" 'canceling statement due to statement timeout'
+  took=$(awk "BEGIN { print $(date +%s.%N) - $t0 }")
+  echo "      statement_timeout 1.5 s: returned after ${took}s"
+  assert_true "$took < 2.5" "timeout honoured within a second"
+  assert_eq "$(versions)" "$before" "nothing stored by the stopped trainings"
+  assert_eq "$(qc "SELECT neumf_score('long', 1, 5)")" "$score_before" "previous model untouched"
+}
+
+t_corrupt_model_is_an_error_not_a_crash() {
+  qc "SELECT neumf_train('fragile', 'small', epochs => 1)" >/dev/null
+  local started; started=$(qc "SELECT pg_postmaster_start_time()")
+  qc "UPDATE neumf_model_chunks SET data = overlay(data PLACING '\xffffffffffffff7f'::bytea FROM 1) WHERE model = 'fragile' AND chunk_no = 0" >/dev/null
+  assert_error "SELECT neumf_score('fragile', 1, 1)" 'decoding neumf model "fragile" version 1'
+  qc "UPDATE neumf_model_chunks SET data = substr(data, 1, 10) WHERE model = 'fragile'" >/dev/null
+  assert_error "SELECT neumf_score('fragile', 1, 1)" 'is incomplete'
+  # Same session keeps working after the ERROR.
+  assert_eq "$(psql -X -q -tA -c "SELECT neumf_score('fragile', 1, 1)" -c "SELECT 41 + 1" 2>/dev/null | tail -1)" "42" "session survives"
+  assert_eq "$(qc "SELECT pg_postmaster_start_time()")" "$started" "no crash-restart"
+  qc "SELECT neumf_drop('fragile')" >/dev/null
+}
+
+t_restart_keeps_models() {
+  local before after
+  before=$(qc "SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank) FROM neumf_recommend('small', 7, 5)")
+  cluster restart
+  after=$(qc "SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank) FROM neumf_recommend('small', 7, 5)")
+  assert_eq "$after" "$before" "same recommendations after restart"
+}
+
+t_dump_and_restore() {
+  local dump=/tmp/neumf_e2e.dump before after
+  before=$(qc "SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank) FROM neumf_recommend('small', 7, 5)")
+  /usr/lib/postgresql/15/bin/pg_dump -Fc -f "$dump" "$PGDATABASE"
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS neumf_restored" -c "CREATE DATABASE neumf_restored"
+  /usr/lib/postgresql/15/bin/pg_restore -d neumf_restored "$dump"
+  after=$(PGDATABASE=neumf_restored qc "SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank) FROM neumf_recommend('small', 7, 5)")
+  assert_eq "$after" "$before" "same recommendations after pg_dump/pg_restore"
+  assert_eq "$(PGDATABASE=neumf_restored qc "SELECT string_agg(version || ':' || active, ',' ORDER BY version) FROM neumf_models WHERE model = 'small'")" \
+            "$(qc "SELECT string_agg(version || ':' || active, ',' ORDER BY version) FROM neumf_models WHERE model = 'small'")" "versions restored"
+  psql -X -q -d postgres -c "DROP DATABASE neumf_restored"; rm -f "$dump"
+}
+
+t_drop_model_and_extension() {
+  assert_true "neumf_drop('dups') = 1" "drop returns versions deleted"
+  assert_true "NOT EXISTS (SELECT 1 FROM neumf_model_chunks WHERE model = 'dups')" "chunks gone"
+  qc "DROP EXTENSION neumf" >/dev/null
+  assert_eq "$(qc "SELECT count(*) FROM pg_class WHERE relname LIKE 'neumf%'")" "0" "no relations left"
+  assert_eq "$(qc "SELECT count(*) FROM pg_proc WHERE proname LIKE 'neumf%'")" "0" "no functions left"
+  qc "CREATE EXTENSION neumf" >/dev/null
+  assert_eq "$(qc "SELECT count(*) FROM neumf_models")" "0" "fresh after re-create"
+  assert_eq "$(qc "SELECT version FROM neumf_train('again', 'small', epochs => 1)")" "1" "trains after re-create"
+  assert_true "neumf_score('again', 1, 5) BETWEEN 0 AND 1" "serves after re-create"
+}
+
+t_ml100k_quality_floor() {
+  local d="$NEUMF_SHARED/data/ml-100k"
+  [ -f "$d/loo.train.tsv" ] || { fail "ML-100K split not found under $d (set NEUMF_SHARED)"; return 1; }
+  psql -X -q -v ON_ERROR_STOP=1 <<SQL
+CREATE TABLE ml_train (user_id int, item_id int, rating int, ts bigint);
+\copy ml_train FROM '$d/loo.train.tsv'
+CREATE TABLE ml_test_raw (user_id int, test_item int, negatives text);
+\copy ml_test_raw FROM '$d/loo.test.negative'
+CREATE TABLE ml_test AS SELECT user_id, test_item, string_to_array(negatives, ',')::int8[] AS negatives FROM ml_test_raw;
+SQL
+  # The paper's defaults, spelled out.
+  qc "SELECT train_seconds FROM neumf_train('ml100k', 'ml_train', architecture => 'neumf', factors => 8, layers => ARRAY[64,32,16,8],
+        negatives => 4, batch_size => 256, learning_rate => 0.001, epochs => 20)" | sed 's/^/      train seconds: /'
+  local res
+  res=$(qc "WITH r AS (SELECT t.test_item, x.item_id, x.rank FROM ml_test t, LATERAL neumf_rank('ml100k', t.user_id, t.test_item || t.negatives, 10) x)
+            SELECT round(count(*) FILTER (WHERE item_id = test_item)::numeric / (SELECT count(*) FROM ml_test), 4) || '|' ||
+                   round((sum(CASE WHEN item_id = test_item THEN 1 / log(2, rank + 1) ELSE 0 END) / (SELECT count(*) FROM ml_test))::numeric, 4) FROM r")
+  echo "      ML-100K leave-one-out, 99 fixed negatives: HR@10 ${res%|*}, NDCG@10 ${res#*|} (reference ≈ 0.57 / 0.31)"
+  assert_true "${res%|*} >= 0.55" "HR@10 floor"
+}
