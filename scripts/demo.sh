@@ -20,6 +20,7 @@ scripts/cluster.sh psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datnam
 
 log "loading demo data and training (8 taste groups planted in 6,000 users × 1,500 items)"
 psql_demo -q <<'SQL'
+SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS neumf CASCADE;
 CREATE EXTENSION neumf;
 DROP TABLE IF EXISTS ratings;
