@@ -22,6 +22,21 @@ fn neumf_drop(model: &str, if_exists: default!(bool, false)) -> i64 {
     deleted
 }
 
+/// The stored safetensors blob of a version (the active one by default), e.g. to load it in
+/// PyTorch with `safetensors.torch.load(blob)`.
+#[pg_extern(stable, parallel_safe)]
+fn neumf_export(model: &str, version: default!(Option<i32>, "NULL")) -> Vec<u8> {
+    let version = version.unwrap_or_else(|| storage::active_version(model));
+    storage::load_blob(model, version)
+}
+
+/// The models this backend holds decoded in memory, most recently used first.
+#[pg_extern(volatile, parallel_unsafe)]
+fn neumf_cache(
+) -> TableIterator<'static, (name!(model, String), name!(version, i32), name!(bytes, i64))> {
+    TableIterator::new(crate::cache::snapshot())
+}
+
 /// Statement trigger on neumf_model_versions: queue a relcache invalidation of the table, which
 /// PostgreSQL sends to every backend at commit (see src/cache.rs).
 #[pg_trigger]

@@ -5,7 +5,7 @@
 //! to every backend at commit (and to this backend at the end of the command), where
 //! [`on_relcache_invalidation`] bumps a generation counter. An entry checked under an older
 //! generation is re-validated with one small query; the weights are reloaded only if the active
-//! version changed.
+//! version changed. The cache is bounded by `neumf.model_cache_size` (LRU).
 
 use crate::errors::OrRaise;
 use crate::storage;
@@ -14,7 +14,7 @@ use neumf_core::infer::ScoringModel;
 use parking_lot::Mutex;
 use pgrx::pg_sys;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A decoded model and the version it is.
@@ -26,6 +26,38 @@ pub struct CachedModel {
 struct Entry {
     model: Arc<CachedModel>,
     checked_generation: u64,
+    bytes: usize,
+    /// Tick of the last use, for LRU eviction.
+    last_used: u64,
+}
+
+static TICK: AtomicU64 = AtomicU64::new(0);
+/// Sum of `bytes` over the cache, kept so a hit can tell cheaply whether to evict.
+static CACHED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+fn cache_limit() -> usize {
+    crate::guc::MODEL_CACHE_KB.get() as usize * 1024
+}
+
+fn tick() -> u64 {
+    TICK.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Evicts least recently used entries until the cache fits `neumf.model_cache_size`, keeping
+/// `keep` (the model just asked for) whatever its size.
+fn evict(cache: &mut BTreeMap<String, Entry>, keep: &str) {
+    let limit = cache_limit();
+    while CACHED_BYTES.load(Ordering::Relaxed) > limit {
+        let victim = cache
+            .iter()
+            .filter(|(name, _)| name.as_str() != keep)
+            .min_by_key(|(_, e)| e.last_used)
+            .map(|(name, _)| name.clone());
+        let Some(name) = victim else { break };
+        if let Some(e) = cache.remove(&name) {
+            CACHED_BYTES.fetch_sub(e.bytes, Ordering::Relaxed);
+        }
+    }
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -61,9 +93,17 @@ fn ensure_callback() {
 pub fn get(model: &str) -> Arc<CachedModel> {
     ensure_callback();
     let generation = GENERATION.load(Ordering::Relaxed);
-    if let Some(e) = CACHE.lock().get(model) {
-        if e.checked_generation == generation {
-            return e.model.clone();
+    {
+        let mut cache = CACHE.lock();
+        if let Some(e) = cache.get_mut(model) {
+            if e.checked_generation == generation {
+                e.last_used = tick();
+                let hit = e.model.clone();
+                if CACHED_BYTES.load(Ordering::Relaxed) > cache_limit() {
+                    evict(&mut cache, model);
+                }
+                return hit;
+            }
         }
     }
     // Stale or missing. Note the generation before querying: an invalidation that arrives while
@@ -79,6 +119,7 @@ pub fn get(model: &str) -> Arc<CachedModel> {
         if let Some(e) = cache.get_mut(model) {
             if e.model.version == version {
                 e.checked_generation = generation;
+                e.last_used = tick();
                 return e.model.clone();
             }
         }
@@ -91,13 +132,32 @@ pub fn get(model: &str) -> Arc<CachedModel> {
     let scoring = ScoringModel::from_artifact(artifact).or_raise(&format!(
         "loading neumf model \"{model}\" version {version}"
     ));
+    let bytes = scoring.memory_bytes();
     let loaded = Arc::new(CachedModel { version, scoring });
-    CACHE.lock().insert(
-        model.to_string(),
-        Entry {
-            model: loaded.clone(),
-            checked_generation: generation,
-        },
-    );
+    let mut cache = CACHE.lock();
+    let entry = Entry {
+        model: loaded.clone(),
+        checked_generation: generation,
+        bytes,
+        last_used: tick(),
+    };
+    CACHED_BYTES.fetch_add(bytes, Ordering::Relaxed);
+    if let Some(old) = cache.insert(model.to_string(), entry) {
+        CACHED_BYTES.fetch_sub(old.bytes, Ordering::Relaxed);
+    }
+    evict(&mut cache, model);
     loaded
+}
+
+/// What this backend has cached: (model, version, bytes), most recently used first.
+pub fn snapshot() -> Vec<(String, i32, i64)> {
+    let cache = CACHE.lock();
+    let mut rows: Vec<_> = cache
+        .iter()
+        .map(|(name, e)| (e.last_used, name.clone(), e.model.version, e.bytes as i64))
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    rows.into_iter()
+        .map(|(_, name, version, bytes)| (name, version, bytes))
+        .collect()
 }

@@ -14,7 +14,20 @@ pub static FETCH_ROWS: GucSetting<i32> = GucSetting::<i32>::new(50_000);
 /// 1 GB, so chunking is what lets larger models be stored; smaller chunks only cost rows.
 pub static CHUNK_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 
+/// Upper bound on the decoded models one backend keeps, in kB; least recently used go first.
+pub static MODEL_CACHE_KB: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
+
 pub fn register() {
+    GucRegistry::define_int_guc(
+        c"neumf.model_cache_size",
+        c"Memory each backend may use for decoded models.",
+        c"Least recently used models are evicted beyond this; the model being served is always kept (0 keeps only that one).",
+        &MODEL_CACHE_KB,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
+    );
     GucRegistry::define_int_guc(
         c"neumf.chunk_size",
         c"Size of the bytea chunks a stored model is split into.",

@@ -7,7 +7,7 @@
 //! |-------------------------------------------------|------------------|
 //! | `neumf_train`                                   | `src/train.rs`   |
 //! | `neumf_score`, `neumf_rank`, `neumf_recommend`  | `src/serve.rs`   |
-//! | `neumf_activate`, `neumf_drop`, `neumf_models`  | `src/admin.rs`, `sql/finalize.sql` |
+//! | `neumf_activate`, `neumf_drop`, `neumf_export`, `neumf_cache`, `neumf_models` | `src/admin.rs`, `sql/finalize.sql` |
 //! | tables                                          | `sql/schema.sql` |
 //! | `neumf_synthetic_interactions` (demo/bench data) | `sql/synthetic.sql` |
 //! | per-backend model cache + invalidation          | `src/cache.rs`   |

@@ -110,10 +110,24 @@ fn neumf_rank_text(
     TableIterator::new(rows)
 }
 
-/// Top k over the whole catalogue: (item index, score), best first.
-fn recommend(m: &ScoringModel, user: IdRef<'_>, k: usize, exclude_seen: bool) -> Vec<(u32, f64)> {
+/// Where a recommendation came from.
+const FROM_MODEL: &str = "model";
+const FROM_POPULARITY: &str = "popularity";
+
+/// Top k over the whole catalogue: (item index, score, source), best first. A user the model
+/// does not know gets the most popular items, scored by the share of users who chose them.
+fn recommend(
+    m: &ScoringModel,
+    user: IdRef<'_>,
+    k: usize,
+    exclude_seen: bool,
+) -> Vec<(u32, f64, &'static str)> {
     let Some(u) = m.user_index(user) else {
-        return Vec::new();
+        return m
+            .most_popular(k)
+            .into_iter()
+            .map(|(i, share)| (i, share, FROM_POPULARITY))
+            .collect();
     };
     let seen = if exclude_seen { m.seen(u) } else { &[] };
     let mut ctx = m.user_context(u);
@@ -129,31 +143,41 @@ fn recommend(m: &ScoringModel, user: IdRef<'_>, k: usize, exclude_seen: bool) ->
     }
     top_k(scored, k)
         .into_iter()
-        .map(|(logit, item)| (item, sigmoid(logit) as f64))
+        .map(|(logit, item)| (item, sigmoid(logit) as f64, FROM_MODEL))
         .collect()
 }
 
 /// The top `k` items of the whole catalogue for the user; items the user interacted with in
-/// training are left out unless `exclude_seen` is false. Unknown users get no rows.
+/// training are left out unless `exclude_seen` is false. `source` is 'model', or 'popularity'
+/// for a user the model does not know (cold start: the most popular items, scored by the share
+/// of users who interacted with each).
 #[pg_extern(stable, parallel_safe, strict)]
 fn neumf_recommend(
     model: &str,
     user_id: i64,
     k: default!(i32, 10),
     exclude_seen: default!(bool, true),
-) -> TableIterator<'static, (name!(item_id, i64), name!(score, f64), name!(rank, i32))> {
+) -> TableIterator<
+    'static,
+    (
+        name!(item_id, i64),
+        name!(score, f64),
+        name!(rank, i32),
+        name!(source, &'static str),
+    ),
+> {
     let k = check_k(k);
     let m = cache::get(model);
     let rows: Vec<_> = recommend(&m.scoring, IdRef::Int(user_id), k, exclude_seen)
         .into_iter()
         .enumerate()
-        .map(|(r, (item, s))| {
+        .map(|(r, (item, s, source))| {
             let id = m.scoring.items.int_at(item).unwrap_or_else(|| {
                 invalid_argument(format!(
                     "neumf model \"{model}\" has text item ids; call neumf_recommend('{model}', user_id::text, …)"
                 ))
             });
-            (id, s, r as i32 + 1)
+            (id, s, r as i32 + 1, source)
         })
         .collect();
     TableIterator::new(rows)
@@ -165,13 +189,21 @@ fn neumf_recommend_text(
     user_id: &str,
     k: default!(i32, 10),
     exclude_seen: default!(bool, true),
-) -> TableIterator<'static, (name!(item_id, String), name!(score, f64), name!(rank, i32))> {
+) -> TableIterator<
+    'static,
+    (
+        name!(item_id, String),
+        name!(score, f64),
+        name!(rank, i32),
+        name!(source, &'static str),
+    ),
+> {
     let k = check_k(k);
     let m = cache::get(model);
     let rows: Vec<_> = recommend(&m.scoring, IdRef::Text(user_id), k, exclude_seen)
         .into_iter()
         .enumerate()
-        .map(|(r, (item, s))| (m.scoring.items.text_at(item), s, r as i32 + 1))
+        .map(|(r, (item, s, source))| (m.scoring.items.text_at(item), s, r as i32 + 1, source))
         .collect();
     TableIterator::new(rows)
 }

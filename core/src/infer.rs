@@ -78,6 +78,8 @@ pub struct ScoringModel {
     seen_ptr: Vec<u64>,
     seen_items: Vec<u32>,
     popularity: Vec<u64>,
+    /// Item indices by descending popularity (ties by index): the cold-start answer.
+    by_popularity: Vec<u32>,
     gmf: Option<GmfSide>,
     mlp: Option<MlpSide>,
     output_bias: f32,
@@ -196,8 +198,11 @@ impl ScoringModel {
         if art.seen_ptr.len() != nu + 1 || art.popularity.len() != ni {
             bail!("stored model's seen lists or popularity do not match its id maps");
         }
+        let mut by_popularity: Vec<u32> = (0..ni as u32).collect();
+        by_popularity.sort_by_key(|&i| (std::cmp::Reverse(art.popularity[i as usize]), i));
         Ok(Self {
             spec,
+            by_popularity,
             users: art.user_ids,
             items: art.item_ids,
             seen_ptr: art.seen_ptr,
@@ -230,10 +235,22 @@ impl ScoringModel {
         &self.popularity
     }
 
+    /// The `k` most popular items with the share of users who interacted with each, for users
+    /// the model does not know.
+    pub fn most_popular(&self, k: usize) -> Vec<(u32, f64)> {
+        let users = self.n_users().max(1) as f64;
+        self.by_popularity
+            .iter()
+            .take(k)
+            .map(|&i| (i, self.popularity[i as usize] as f64 / users))
+            .collect()
+    }
+
     /// Approximate heap footprint, for cache accounting.
     pub fn memory_bytes(&self) -> usize {
         let f = |v: usize| v * 4;
-        let mut n = f(self.seen_items.len()) + 8 * (self.seen_ptr.len() + self.popularity.len());
+        let mut n = f(self.seen_items.len() + self.by_popularity.len())
+            + 8 * (self.seen_ptr.len() + self.popularity.len());
         if let Some(g) = &self.gmf {
             n += f(g.user.len() + g.item_folded.len());
         }

@@ -29,6 +29,11 @@ t_score_rank_recommend() {
   assert_true "NOT EXISTS (SELECT 1 FROM neumf_recommend('small', 1, 50) r JOIN small s ON s.user_id = 1 AND s.item_id = r.item_id)" "seen items excluded"
   assert_true "EXISTS (SELECT 1 FROM neumf_recommend('small', 1, 120, exclude_seen => false) r JOIN small s ON s.user_id = 1 AND s.item_id = r.item_id)" "exclude_seen => false keeps them"
   assert_true "(SELECT max(rank) = 120 FROM neumf_recommend('small', 1, 500, false))" "k beyond the catalogue returns the catalogue"
+  assert_true "(SELECT bool_and(source = 'model') FROM neumf_recommend('small', 1))" "known user: source model"
+  # cold start: an unknown user gets the most popular items, scored by the share of users
+  assert_eq "$(qc "SELECT string_agg(source, ',') FROM neumf_recommend('small', 999999, 3)")" "popularity,popularity,popularity" "cold start flagged"
+  assert_true "(SELECT score FROM neumf_recommend('small', 999999, 1)) = (SELECT count(DISTINCT user_id)::float8 / 300 FROM small GROUP BY item_id ORDER BY 1 DESC LIMIT 1)" "cold start = most popular item"
+  assert_true "(SELECT bool_and(score >= lead_score) FROM (SELECT score, lead(score, 1, 0.0) OVER (ORDER BY rank) AS lead_score FROM neumf_recommend('small', 999999, 20)) s)" "cold start ordered by popularity"
 }
 
 t_learns_planted_groups() {
@@ -49,7 +54,7 @@ t_text_ids() {
   assert_true "neumf_score('textual', '$u', 'nope') IS NULL" "unknown text item"
   assert_eq "$(qc "SELECT count(*) FROM neumf_rank('textual', '$u', ARRAY['$i', md5('6')::uuid::text, 'nope'], 5)")" "2" "text rank"
   assert_true "(SELECT bool_and(item_id ~ '^[0-9a-f-]{36}\$') FROM neumf_recommend('textual', '$u', 5))" "text recommend returns the stored ids"
-  assert_eq "$(qc "SELECT count(*) FROM neumf_recommend('textual', 'somebody-new', 5)")" "0" "unknown text user"
+  assert_eq "$(qc "SELECT count(*) || ':' || min(source) FROM neumf_recommend('textual', 'somebody-new', 5)")" "5:popularity" "unknown text user gets popular items"
 }
 
 t_skips_null_ids_and_low_ratings() {
@@ -179,6 +184,32 @@ t_corrupt_model_is_an_error_not_a_crash() {
   assert_eq "$(psql -X -q -tA -c "SELECT neumf_score('fragile', 1, 1)" -c "SELECT 41 + 1" 2>/dev/null | tail -1)" "42" "session survives"
   assert_eq "$(qc "SELECT pg_postmaster_start_time()")" "$started" "no crash-restart"
   qc "SELECT neumf_drop('fragile')" >/dev/null
+}
+
+t_cache_is_bounded_and_evicts_lru() {
+  # A cache of 0 keeps only the model in use: serving models in turn evicts and reloads them,
+  # and the answers stay right.
+  local a b
+  a=$(qc "SELECT neumf_score('small', 1, 5)"); b=$(qc "SELECT neumf_score('planted', 1, 5)")
+  local out
+  out=$(psql -X -q -tA -v ON_ERROR_STOP=1 <<SQL
+SELECT neumf_score('small', 1, 5);
+SELECT neumf_score('planted', 1, 5);
+SELECT string_agg(model, ',') FROM neumf_cache();
+SET neumf.model_cache_size = 0;
+SELECT neumf_score('small', 1, 5);
+SELECT string_agg(model, ',') FROM neumf_cache();
+SELECT neumf_score('planted', 1, 5);
+SELECT string_agg(model || ':' || version, ',') FROM neumf_cache();
+SQL
+)
+  assert_eq "$(echo "$out" | tr '\n' ' ')" "$a $b planted,small $a small $b planted:1 " "LRU eviction with the answers unchanged"
+}
+
+t_export_is_the_stored_blob() {
+  assert_true "length(neumf_export('small')) = (SELECT size_bytes FROM neumf_models WHERE model = 'small' AND active)" "export = active blob"
+  assert_true "length(neumf_export('small', 2)) = (SELECT size_bytes FROM neumf_models WHERE model = 'small' AND version = 2)" "export a version"
+  assert_true "substr(neumf_export('small'), 9, 1) = '{'::bytea" "safetensors header follows the 8-byte length"
 }
 
 t_restart_keeps_models() {

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Serving benchmark (issue 4): neumf_rank / neumf_recommend against reading precomputed rows,
+# with pgbench against one local PostgreSQL 15, in one run. Prints every figure beside its
+# baseline. Needs ../shared/data/ml-100k (NEUMF_SHARED) and the installed extension
+# (scripts/install.sh). Usage: bench/serving.sh [seconds per pgbench run, default 20]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd); repo=$(cd "$here/.." && pwd)
+. "$repo/scripts/env.sh"
+SECS=${1:-20}
+CLIENTS=${BENCH_CLIENTS:-2}
+shared=${NEUMF_SHARED:-$repo/../shared}; d="$shared/data/ml-100k"
+[ -f "$d/loo.train.tsv" ] || { echo "ML-100K not found under $d" >&2; exit 1; }
+export NEUMF_PGDATA=${NEUMF_BENCH_PGDATA:-/var/tmp/neumf-bench/data} NEUMF_PGPORT=${NEUMF_BENCH_PGPORT:-5496}
+export PGHOST=127.0.0.1 PGPORT=$NEUMF_PGPORT PGUSER=postgres PGDATABASE=neumf_bench
+export PGOPTIONS='-c client_min_messages=warning'
+PGBENCH=/usr/lib/postgresql/15/bin/pgbench
+cluster() { "$repo/scripts/cluster.sh" "$@"; }
+q() { psql -X -q -tA -v ON_ERROR_STOP=1 -c "$1"; }
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+
+echo "== setup: PostgreSQL on 127.0.0.1:$PGPORT, shared_preload_libraries = 'neumf'"
+cluster start
+psql -X -q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'neumf_bench'" | grep -q 1 || psql -X -q -d postgres -c "CREATE DATABASE neumf_bench"
+q "ALTER SYSTEM RESET shared_preload_libraries" >/dev/null; cluster restart
+psql -X -q -v ON_ERROR_STOP=1 <<SQL
+CREATE EXTENSION IF NOT EXISTS neumf;
+DROP TABLE IF EXISTS ml_train, precomputed;
+CREATE TABLE ml_train (user_id int, item_id int, rating int, ts bigint);
+\copy ml_train FROM '$d/loo.train.tsv'
+SQL
+if [ "$(q "SELECT count(*) FROM neumf_models WHERE model = 'ml100k'")" = 0 ]; then
+  echo "   training ml100k (paper defaults, 20 epochs)"
+  q "SELECT version FROM neumf_train('ml100k', 'ml_train')" >/dev/null
+fi
+# Baseline: 100 precomputed rows per user (the model's own scores of 100 random items).
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+SELECT setseed(0.5);
+CREATE TABLE precomputed AS
+  SELECT u AS user_id, i AS item_id, neumf_score('ml100k', u, i) AS score
+  FROM generate_series(1, 943) u,
+       LATERAL (SELECT DISTINCT 1 + floor(random() * 1682)::int + 0 * u AS i FROM generate_series(1, 110) LIMIT 100) c;
+CREATE INDEX ON precomputed (user_id, score DESC);
+VACUUM ANALYZE precomputed;
+SQL
+size=$(q "SELECT size_bytes FROM neumf_models WHERE model = 'ml100k' AND active")
+echo "   model size: $size bytes; precomputed rows: $(q "SELECT count(*) FROM precomputed")"
+
+tps() { # script extra-args… → transactions per second (excluding connection time unless -C)
+  "$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECS" "$@" 2>&1 | tee -a "$work/pgbench.log" \
+    | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1
+}
+ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
+
+echo "== 1. neumf_rank over 100 candidates vs indexed lookup (prepared, $CLIENTS clients, ${SECS}s each)"
+# warm both (first call per connection loads the model)
+"$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -t 50 -f "$here/pgbench_rank.sql" >/dev/null 2>&1
+base=$(tps -f "$here/pgbench_baseline.sql")
+rank=$(tps -f "$here/pgbench_rank.sql")
+
+echo "== 2. neumf_recommend latency over the whole catalogue (1 client, ${SECS}s)"
+(cd "$work" && "$PGBENCH" -n -M prepared -c 1 -j 1 -T "$SECS" -l --log-prefix=rec -f "$here/pgbench_recommend.sql" >/dev/null 2>&1)
+read -r rec_p50 rec_p99 rec_n < <(cat "$work"/rec* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f %.3f %d\n", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000, NR}')
+(cd "$work" && "$PGBENCH" -n -M prepared -c 1 -j 1 -T "$SECS" -l --log-prefix=base -f "$here/pgbench_baseline.sql" >/dev/null 2>&1)
+read -r base_p50 base_p99 base_n < <(cat "$work"/base* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f %.3f %d\n", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000, NR}')
+
+echo "== 3. a new connection per transaction (pgbench -C)"
+base_c=$(tps -C -f "$here/pgbench_baseline.sql")
+rank_c=$(tps -C -f "$here/pgbench_rank.sql")
+first_call() { # → median and max milliseconds of the first neumf_rank on 30 fresh connections
+  for _ in $(seq 1 30); do
+    psql -X -q -c '\timing on' -c "SELECT count(*) FROM neumf_rank('ml100k', 42, ARRAY[1,2,3,4,5,6,7,8,9,10]::int8[], 10)" 2>&1 \
+      | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
+  done | sort -n | awk '{a[NR]=$1} END {printf "%.2f %.2f\n", a[int((NR+1)/2)], a[NR]}'
+}
+read -r first_pre_p50 first_pre_max < <(first_call)
+q "ALTER SYSTEM SET shared_preload_libraries = ''" >/dev/null; cluster restart
+read -r first_nopre_p50 first_nopre_max < <(first_call)
+rank_c_nopre=$(tps -C -f "$here/pgbench_rank.sql")
+q "ALTER SYSTEM RESET shared_preload_libraries" >/dev/null; cluster restart
+
+echo "== 4. backend memory (USS = private pages, from /proc/PID/smaps_rollup)"
+uss() { awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$1/smaps_rollup"; }
+mem=$(psql -X -q -tA <<'SQL'
+SELECT pg_backend_pid() AS pid \gset
+SELECT 1;
+\! awk '/^Private_(Clean|Dirty):/ {s += $2} END {print "before", s}' /proc/:pid/smaps_rollup
+SELECT count(*) FROM neumf_rank('ml100k', 42, ARRAY[1,2,3,4,5,6,7,8,9,10]::int8[], 10);
+\! awk '/^Private_(Clean|Dirty):/ {s += $2} END {print "after", s}' /proc/:pid/smaps_rollup
+SQL
+)
+uss_before=$(echo "$mem" | awk '/^before/ {print $2}'); uss_after=$(echo "$mem" | awk '/^after/ {print $2}')
+growth_kb=$((uss_after - uss_before)); budget_kb=$(( (2 * size) / 1024 + 16 * 1024 ))
+
+echo "== 5. serving kernel vs libtorch forward pass, every (user, item) pair"
+psql -X -q -tA -c "SELECT encode(neumf_export('ml100k'), 'hex')" | python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))" > "$work/model.safetensors"
+kernel=$(cd "$repo" && cargo run -q --release -p neumf-core --example kernel_check -- "$work/model.safetensors")
+
+cat <<REPORT
+
+=== serving benchmark (ML-100K NeuMF, $(nproc) cores, pgbench $CLIENTS clients, -M prepared) ===
+1. neumf_rank, 100 candidates:  $rank tps   vs precomputed lookup $base tps   ratio $(ratio "$rank" "$base")  (goal >= 0.5, moonshot 0.8)
+2. neumf_recommend, 1682 items: p50 $rec_p50 ms, p99 $rec_p99 ms ($rec_n calls)   vs lookup p50 $base_p50 ms, p99 $base_p99 ms  (goal p50 <= 1 ms)
+3. reconnect per call (-C):      neumf_rank $rank_c tps   vs lookup $base_c tps   ratio $(ratio "$rank_c" "$base_c")  (goal >= 0.5)
+   first neumf_rank on a new connection: preloaded p50 $first_pre_p50 ms (max $first_pre_max)   vs not preloaded p50 $first_nopre_p50 ms (max $first_nopre_max)  (goal <= 20 ms, documented setup = preloaded)
+   -C without shared_preload_libraries: neumf_rank $rank_c_nopre tps
+4. backend USS growth after the first neumf_rank: $growth_kb kB   vs budget 2 × model ($size B) + 16 MB = $budget_kb kB
+5. kernel vs libtorch: $kernel
+REPORT

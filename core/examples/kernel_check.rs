@@ -1,0 +1,46 @@
+//! Compares the CPU serving kernel with libtorch's forward pass on a stored model, over every
+//! (user, item) pair: `kernel_check model.safetensors` (e.g. from `SELECT neumf_export('m')`).
+//! Prints one JSON line with the maximum absolute difference of the probabilities and logits.
+use neumf_core::codec::ModelArtifact;
+use neumf_core::infer::{sigmoid, ScoringModel};
+use neumf_core::model::{load_weights, NcfNet};
+use tch::{nn, Device, Kind, Tensor};
+
+fn main() -> anyhow::Result<()> {
+    let path = std::env::args()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("usage: kernel_check MODEL.safetensors"))?;
+    let blob = std::fs::read(&path)?;
+    let artifact = ModelArtifact::decode(&blob)?;
+    let (nu, ni) = (
+        artifact.user_ids.len() as i64,
+        artifact.item_ids.len() as i64,
+    );
+    let spec = artifact.spec.clone();
+    let weights = artifact.weights.clone();
+    let kernel = ScoringModel::from_artifact(artifact)?;
+
+    tch::set_num_threads(1);
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let net = NcfNet::new(&vs.root(), &spec, nu as usize, ni as usize);
+    load_weights(&mut vs, &weights)?;
+    let (mut max_logit, mut max_prob) = (0f32, 0f32);
+    for u in 0..nu {
+        let users = Tensor::full([ni], u, (Kind::Int64, Device::Cpu));
+        let items = Tensor::arange(ni, (Kind::Int64, Device::Cpu));
+        let reference: Vec<f32> = Vec::try_from(&tch::no_grad(|| net.logits(&users, &items)))?;
+        let mut ctx = kernel.user_context(u as u32);
+        for (i, &want) in reference.iter().enumerate() {
+            let got = ctx.logit(i as u32);
+            max_logit = max_logit.max((got - want).abs());
+            max_prob = max_prob.max((sigmoid(got) - sigmoid(want)).abs());
+        }
+    }
+    println!(
+        "{{\"pairs\": {}, \"max_abs_diff_probability\": {:e}, \"max_abs_diff_logit\": {:e}}}",
+        nu * ni,
+        max_prob,
+        max_logit
+    );
+    Ok(())
+}
