@@ -32,8 +32,7 @@ fn neumf_export(model: &str, version: default!(Option<i32>, "NULL")) -> Vec<u8> 
 
 /// The models this backend holds decoded in memory, most recently used first.
 #[pg_extern(volatile, parallel_unsafe)]
-fn neumf_cache(
-) -> TableIterator<'static, (name!(model, String), name!(version, i32), name!(bytes, i64))> {
+fn neumf_cache() -> TableIterator<'static, (name!(model, String), name!(version, i32), name!(bytes, i64))> {
     TableIterator::new(crate::cache::snapshot())
 }
 

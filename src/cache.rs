@@ -80,12 +80,7 @@ fn ensure_callback() {
     if !CALLBACK_REGISTERED.swap(true, Ordering::Relaxed) {
         // SAFETY: registering a plain function pointer; done once per backend, on first use
         // (not in _PG_init, which may run in the postmaster).
-        unsafe {
-            pg_sys::CacheRegisterRelcacheCallback(
-                Some(on_relcache_invalidation),
-                pg_sys::Datum::from(0),
-            )
-        };
+        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0)) };
     }
 }
 
@@ -125,22 +120,15 @@ pub fn get(model: &str) -> Arc<CachedModel> {
         }
     }
     let blob = storage::load_blob(model, version);
-    let artifact = ModelArtifact::decode(&blob).or_raise(&format!(
-        "decoding neumf model \"{model}\" version {version}"
-    ));
+    let artifact =
+        ModelArtifact::decode(&blob).or_raise(&format!("decoding neumf model \"{model}\" version {version}"));
     drop(blob);
-    let scoring = ScoringModel::from_artifact(artifact).or_raise(&format!(
-        "loading neumf model \"{model}\" version {version}"
-    ));
+    let scoring =
+        ScoringModel::from_artifact(artifact).or_raise(&format!("loading neumf model \"{model}\" version {version}"));
     let bytes = scoring.memory_bytes();
     let loaded = Arc::new(CachedModel { version, scoring });
     let mut cache = CACHE.lock();
-    let entry = Entry {
-        model: loaded.clone(),
-        checked_generation: generation,
-        bytes,
-        last_used: tick(),
-    };
+    let entry = Entry { model: loaded.clone(), checked_generation: generation, bytes, last_used: tick() };
     CACHED_BYTES.fetch_add(bytes, Ordering::Relaxed);
     if let Some(old) = cache.insert(model.to_string(), entry) {
         CACHED_BYTES.fetch_sub(old.bytes, Ordering::Relaxed);
@@ -152,12 +140,8 @@ pub fn get(model: &str) -> Arc<CachedModel> {
 /// What this backend has cached: (model, version, bytes), most recently used first.
 pub fn snapshot() -> Vec<(String, i32, i64)> {
     let cache = CACHE.lock();
-    let mut rows: Vec<_> = cache
-        .iter()
-        .map(|(name, e)| (e.last_used, name.clone(), e.model.version, e.bytes as i64))
-        .collect();
+    let mut rows: Vec<_> =
+        cache.iter().map(|(name, e)| (e.last_used, name.clone(), e.model.version, e.bytes as i64)).collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.0));
-    rows.into_iter()
-        .map(|(_, name, version, bytes)| (name, version, bytes))
-        .collect()
+    rows.into_iter().map(|(_, name, version, bytes)| (name, version, bytes)).collect()
 }

@@ -17,11 +17,7 @@ pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: Option<&str
 /// Bad argument from the caller.
 #[track_caller]
 pub fn invalid_argument(message: impl Into<String>) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        message,
-        None,
-    )
+    raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, None)
 }
 
 /// A named model (or version) that does not exist.

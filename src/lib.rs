@@ -7,6 +7,7 @@
 //! |-------------------------------------------------|------------------|
 //! | `neumf_train`                                   | `src/train.rs`   |
 //! | `neumf_score`, `neumf_rank`, `neumf_recommend`  | `src/serve.rs`   |
+//! | `neumf_evaluate`                                | `src/evaluate.rs` |
 //! | `neumf_activate`, `neumf_drop`, `neumf_export`, `neumf_cache`, `neumf_models` | `src/admin.rs`, `sql/finalize.sql` |
 //! | tables                                          | `sql/schema.sql` |
 //! | `neumf_synthetic_interactions` (demo/bench data) | `sql/synthetic.sql` |
@@ -20,6 +21,7 @@ use pgrx::prelude::*;
 mod admin;
 mod cache;
 mod errors;
+mod evaluate;
 mod guc;
 mod serve;
 mod source;

@@ -43,22 +43,13 @@ fn rank<'a>(
     let Some(u) = m.user_index(user) else {
         return Vec::new();
     };
-    let mut known: Vec<(u32, usize)> = candidates
-        .enumerate()
-        .filter_map(|(pos, id)| Some((m.item_index(id?)?, pos)))
-        .collect();
+    let mut known: Vec<(u32, usize)> =
+        candidates.enumerate().filter_map(|(pos, id)| Some((m.item_index(id?)?, pos))).collect();
     known.sort_unstable();
     known.dedup_by_key(|(item, _)| *item);
     let mut ctx = m.user_context(u);
-    let scored: Vec<(f32, u32)> = known
-        .iter()
-        .enumerate()
-        .map(|(j, &(item, _))| (ctx.logit(item), j as u32))
-        .collect();
-    top_k(scored, k)
-        .into_iter()
-        .map(|(logit, j)| (known[j as usize].1, sigmoid(logit) as f64))
-        .collect()
+    let scored: Vec<(f32, u32)> = known.iter().enumerate().map(|(j, &(item, _))| (ctx.logit(item), j as u32)).collect();
+    top_k(scored, k).into_iter().map(|(logit, j)| (known[j as usize].1, sigmoid(logit) as f64)).collect()
 }
 
 /// The top `k` of `candidates` for the user, best first (rank 1 = best).
@@ -72,17 +63,9 @@ fn neumf_rank(
     let k = check_k(k);
     let m = cache::get(model);
     let ids: Vec<Option<i64>> = candidates.iter().collect();
-    let ranked = rank(
-        &m.scoring,
-        IdRef::Int(user_id),
-        ids.iter().map(|c| c.map(IdRef::Int)),
-        k,
-    );
-    let rows: Vec<_> = ranked
-        .into_iter()
-        .enumerate()
-        .map(|(r, (pos, s))| (ids[pos].unwrap_or_default(), s, r as i32 + 1))
-        .collect();
+    let ranked = rank(&m.scoring, IdRef::Int(user_id), ids.iter().map(|c| c.map(IdRef::Int)), k);
+    let rows: Vec<_> =
+        ranked.into_iter().enumerate().map(|(r, (pos, s))| (ids[pos].unwrap_or_default(), s, r as i32 + 1)).collect();
     TableIterator::new(rows)
 }
 
@@ -96,12 +79,7 @@ fn neumf_rank_text(
     let k = check_k(k);
     let m = cache::get(model);
     let ids: Vec<Option<&str>> = candidates.iter().collect();
-    let ranked = rank(
-        &m.scoring,
-        IdRef::Text(user_id),
-        ids.iter().map(|c| c.map(IdRef::Text)),
-        k,
-    );
+    let ranked = rank(&m.scoring, IdRef::Text(user_id), ids.iter().map(|c| c.map(IdRef::Text)), k);
     let rows: Vec<_> = ranked
         .into_iter()
         .enumerate()
@@ -116,18 +94,9 @@ const FROM_POPULARITY: &str = "popularity";
 
 /// Top k over the whole catalogue: (item index, score, source), best first. A user the model
 /// does not know gets the most popular items, scored by the share of users who chose them.
-fn recommend(
-    m: &ScoringModel,
-    user: IdRef<'_>,
-    k: usize,
-    exclude_seen: bool,
-) -> Vec<(u32, f64, &'static str)> {
+fn recommend(m: &ScoringModel, user: IdRef<'_>, k: usize, exclude_seen: bool) -> Vec<(u32, f64, &'static str)> {
     let Some(u) = m.user_index(user) else {
-        return m
-            .most_popular(k)
-            .into_iter()
-            .map(|(i, share)| (i, share, FROM_POPULARITY))
-            .collect();
+        return m.most_popular(k).into_iter().map(|(i, share)| (i, share, FROM_POPULARITY)).collect();
     };
     let seen = if exclude_seen { m.seen(u) } else { &[] };
     let mut ctx = m.user_context(u);
@@ -141,10 +110,7 @@ fn recommend(
         }
         scored.push((ctx.logit(item), item));
     }
-    top_k(scored, k)
-        .into_iter()
-        .map(|(logit, item)| (item, sigmoid(logit) as f64, FROM_MODEL))
-        .collect()
+    top_k(scored, k).into_iter().map(|(logit, item)| (item, sigmoid(logit) as f64, FROM_MODEL)).collect()
 }
 
 /// The top `k` items of the whole catalogue for the user; items the user interacted with in
@@ -157,15 +123,7 @@ fn neumf_recommend(
     user_id: i64,
     k: default!(i32, 10),
     exclude_seen: default!(bool, true),
-) -> TableIterator<
-    'static,
-    (
-        name!(item_id, i64),
-        name!(score, f64),
-        name!(rank, i32),
-        name!(source, &'static str),
-    ),
-> {
+) -> TableIterator<'static, (name!(item_id, i64), name!(score, f64), name!(rank, i32), name!(source, &'static str))> {
     let k = check_k(k);
     let m = cache::get(model);
     let rows: Vec<_> = recommend(&m.scoring, IdRef::Int(user_id), k, exclude_seen)
@@ -189,15 +147,8 @@ fn neumf_recommend_text(
     user_id: &str,
     k: default!(i32, 10),
     exclude_seen: default!(bool, true),
-) -> TableIterator<
-    'static,
-    (
-        name!(item_id, String),
-        name!(score, f64),
-        name!(rank, i32),
-        name!(source, &'static str),
-    ),
-> {
+) -> TableIterator<'static, (name!(item_id, String), name!(score, f64), name!(rank, i32), name!(source, &'static str))>
+{
     let k = check_k(k);
     let m = cache::get(model);
     let rows: Vec<_> = recommend(&m.scoring, IdRef::Text(user_id), k, exclude_seen)

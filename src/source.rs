@@ -17,14 +17,12 @@ pub struct SourceShape {
     pub user_kind: IdKind,
     pub item_kind: IdKind,
     pub has_rating: bool,
+    /// How to read `ts` as float8 seconds, when the source has it.
+    pub ts_expr: Option<&'static str>,
 }
 
 fn looks_like_query(source: &str) -> bool {
-    let first = source
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let first = source.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
     matches!(first.as_str(), "select" | "with" | "values" | "table") || source.starts_with('(')
 }
 
@@ -50,10 +48,7 @@ fn id_kind(column: &str, oid: &PgOid) -> IdKind {
 
 fn is_numeric(oid: &PgOid) -> bool {
     use BuiltinOid::*;
-    matches!(
-        oid,
-        PgOid::BuiltIn(INT2OID | INT4OID | INT8OID | FLOAT4OID | FLOAT8OID | NUMERICOID)
-    )
+    matches!(oid, PgOid::BuiltIn(INT2OID | INT4OID | INT8OID | FLOAT4OID | FLOAT8OID | NUMERICOID))
 }
 
 fn is_temporal(oid: &PgOid) -> bool {
@@ -70,9 +65,8 @@ pub fn describe(source: &str) -> SourceShape {
     let query = if looks_like_query(trimmed) {
         trimmed.to_string()
     } else {
-        let table =
-            Spi::get_one_with_args::<String>("SELECT to_regclass($1)::text", &[trimmed.into()])
-                .or_raise("resolving the source table");
+        let table = Spi::get_one_with_args::<String>("SELECT to_regclass($1)::text", &[trimmed.into()])
+            .or_raise("resolving the source table");
         match table {
             Some(t) => format!("SELECT * FROM {t}"),
             None => invalid_argument(format!(
@@ -82,11 +76,7 @@ pub fn describe(source: &str) -> SourceShape {
     };
 
     let columns: Vec<(String, PgOid)> = Spi::connect(|client| {
-        let t = client.select(
-            &format!("SELECT * FROM ({query}) AS neumf_source LIMIT 0"),
-            None,
-            &[],
-        )?;
+        let t = client.select(&format!("SELECT * FROM ({query}) AS neumf_source LIMIT 0"), None, &[])?;
         (1..=t.columns()?)
             .map(|i| Ok((t.column_name(i)?, t.column_type_oid(i)?)))
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
@@ -94,13 +84,7 @@ pub fn describe(source: &str) -> SourceShape {
     .or_raise("describing the source");
 
     let find = |name: &str| columns.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
-    let listed = || {
-        columns
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let listed = || columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
     let require = |name: &str| {
         find(name).unwrap_or_else(|| {
             invalid_argument(format!(
@@ -114,27 +98,23 @@ pub fn describe(source: &str) -> SourceShape {
     let rating = find("rating");
     if let Some(t) = &rating {
         if !is_numeric(t) {
-            invalid_argument(format!(
-                "source column \"rating\" has type {}; it must be numeric",
-                type_name(t)
-            ));
+            invalid_argument(format!("source column \"rating\" has type {}; it must be numeric", type_name(t)));
         }
     }
-    // ts is not used yet, but a wrong type is reported now rather than ignored.
-    if let Some(t) = &find("ts") {
-        if !is_numeric(t) && !is_temporal(t) {
+    // ts orders each user's interactions: the latest is the validation holdout.
+    let ts_expr = find("ts").map(|t| {
+        if is_numeric(&t) {
+            "ts::float8"
+        } else if is_temporal(&t) {
+            "extract(epoch FROM ts)::float8"
+        } else {
             invalid_argument(format!(
                 "source column \"ts\" has type {}; it must be a number (e.g. unix seconds), timestamp or date",
-                type_name(t)
-            ));
+                type_name(&t)
+            ))
         }
-    }
-    SourceShape {
-        query,
-        user_kind,
-        item_kind,
-        has_rating: rating.is_some(),
-    }
+    });
+    SourceShape { query, user_kind, item_kind, has_rating: rating.is_some(), ts_expr }
 }
 
 fn id_cast(kind: IdKind) -> &'static str {
@@ -150,15 +130,12 @@ pub fn read(shape: &SourceShape, min_rating: Option<f64>) -> Interactions {
     if min_rating.is_some() && !shape.has_rating {
         invalid_argument("min_rating was given but the source has no \"rating\" column");
     }
-    let rating = if shape.has_rating && min_rating.is_some() {
-        "rating::float8"
-    } else {
-        "NULL::float8"
-    };
+    let rating = if shape.has_rating && min_rating.is_some() { "rating::float8" } else { "NULL::float8" };
     let sql = format!(
-        "SELECT user_id::{}, item_id::{}, {rating} FROM ({}) AS neumf_source",
+        "SELECT user_id::{}, item_id::{}, {rating}, {} FROM ({}) AS neumf_source",
         id_cast(shape.user_kind),
         id_cast(shape.item_kind),
+        shape.ts_expr.unwrap_or("NULL::float8"),
         shape.query
     );
     let mut b = InteractionsBuilder::new(IdMap::new(shape.user_kind), IdMap::new(shape.item_kind));
@@ -177,7 +154,7 @@ pub fn read(shape: &SourceShape, min_rating: Option<f64>) -> Interactions {
             let (rows, desc) = unsafe { ((*table).numvals as usize, (*table).tupdesc) };
             for j in 0..rows {
                 let tuple = unsafe { *(*table).vals.add(j) };
-                // SAFETY: columns 1..3 exist with the types the SELECT above casts to.
+                // SAFETY: columns 1..4 exist with the types the SELECT above casts to.
                 let column = |n: i32| {
                     let mut is_null = false;
                     let d = unsafe { pg_sys::SPI_getbinval(tuple, desc, n, &mut is_null) };
@@ -202,22 +179,16 @@ pub fn read(shape: &SourceShape, min_rating: Option<f64>) -> Interactions {
                     continue;
                 }
                 let user = match shape.user_kind {
-                    IdKind::BigInt => b
-                        .users
-                        .intern_int(unsafe { i64::from_datum(ud, false) }.unwrap_or_default()),
-                    IdKind::Text => b
-                        .users
-                        .intern_text(unsafe { <&str>::from_datum(ud, false) }.unwrap_or_default()),
+                    IdKind::BigInt => b.users.intern_int(unsafe { i64::from_datum(ud, false) }.unwrap_or_default()),
+                    IdKind::Text => b.users.intern_text(unsafe { <&str>::from_datum(ud, false) }.unwrap_or_default()),
                 };
                 let item = match shape.item_kind {
-                    IdKind::BigInt => b
-                        .items
-                        .intern_int(unsafe { i64::from_datum(id, false) }.unwrap_or_default()),
-                    IdKind::Text => b
-                        .items
-                        .intern_text(unsafe { <&str>::from_datum(id, false) }.unwrap_or_default()),
+                    IdKind::BigInt => b.items.intern_int(unsafe { i64::from_datum(id, false) }.unwrap_or_default()),
+                    IdKind::Text => b.items.intern_text(unsafe { <&str>::from_datum(id, false) }.unwrap_or_default()),
                 };
-                b.push(user, item);
+                let (td, ts_null) = column(4);
+                let ts = if ts_null { f64::NAN } else { unsafe { f64::from_datum(td, false) }.unwrap_or(f64::NAN) };
+                b.push_at(user, item, ts);
             }
             // Without this every batch would stay allocated until SPI disconnects.
             unsafe { pg_sys::SPI_freetuptable(table) };

@@ -11,10 +11,7 @@ use pgrx::JsonB;
 
 /// The first column of the first row of `sql`, or None when there is no row or it is NULL.
 /// (`Spi::get_one` treats "no row" as an error.)
-pub fn optional_row<T: pgrx::FromDatum + pgrx::IntoDatum>(
-    sql: &str,
-    args: &[DatumWithOid],
-) -> Option<T> {
+pub fn optional_row<T: pgrx::FromDatum + pgrx::IntoDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
     Spi::connect(|client| -> Result<Option<T>, pgrx::spi::Error> {
         let table = client.select(sql, Some(1), args)?;
         if table.is_empty() {
@@ -32,11 +29,7 @@ pub fn schema() -> String {
          JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'neumf'",
         &[],
     );
-    quote_identifier(
-        nsp.unwrap_or_else(|| {
-            invalid_argument("extension neumf is not installed in this database")
-        }),
-    )
+    quote_identifier(nsp.unwrap_or_else(|| invalid_argument("extension neumf is not installed in this database")))
 }
 
 pub fn versions_table() -> String {
@@ -49,12 +42,9 @@ fn chunks_table() -> String {
 
 /// OID of the version table, which the serving cache watches for invalidations.
 pub fn versions_table_oid() -> pg_sys::Oid {
-    Spi::get_one_with_args::<pg_sys::Oid>(
-        "SELECT to_regclass($1)::oid",
-        &[versions_table().as_str().into()],
-    )
-    .or_raise("looking up neumf_model_versions")
-    .unwrap_or(pg_sys::InvalidOid)
+    Spi::get_one_with_args::<pg_sys::Oid>("SELECT to_regclass($1)::oid", &[versions_table().as_str().into()])
+        .or_raise("looking up neumf_model_versions")
+        .unwrap_or(pg_sys::InvalidOid)
 }
 
 /// Takes the per-model training lock for this transaction, or raises if another session has it.
@@ -75,10 +65,7 @@ pub fn lock_for_training(model: &str) {
 
 pub fn next_version(model: &str) -> i32 {
     Spi::get_one_with_args::<i32>(
-        &format!(
-            "SELECT COALESCE(max(version), 0) + 1 FROM {} WHERE model = $1",
-            versions_table()
-        ),
+        &format!("SELECT COALESCE(max(version), 0) + 1 FROM {} WHERE model = $1", versions_table()),
         &[model.into()],
     )
     .or_raise("choosing the next version")
@@ -134,23 +121,12 @@ pub fn insert_version(v: &NewVersion<'_>, blob: &[u8]) {
     ];
     Spi::connect_mut(|client| -> Result<(), pgrx::spi::Error> {
         client.update(&sql, None, &args)?;
-        let insert_chunk = format!(
-            "INSERT INTO {} (model, version, chunk_no, data) VALUES ($1, $2, $3, $4)",
-            chunks_table()
-        );
+        let insert_chunk =
+            format!("INSERT INTO {} (model, version, chunk_no, data) VALUES ($1, $2, $3, $4)", chunks_table());
         let chunk_bytes = crate::guc::CHUNK_KB.get() as usize * 1024;
         for (n, chunk) in blob.chunks(chunk_bytes).enumerate() {
             pg_sys::check_for_interrupts!();
-            client.update(
-                &insert_chunk,
-                None,
-                &[
-                    v.model.into(),
-                    v.version.into(),
-                    (n as i32).into(),
-                    chunk.into(),
-                ],
-            )?;
+            client.update(&insert_chunk, None, &[v.model.into(), v.version.into(), (n as i32).into(), chunk.into()])?;
         }
         Ok(())
     })
@@ -169,30 +145,19 @@ pub fn activate(model: &str, version: i32) {
             )?
             .len();
         if found == 0 {
-            if client
-                .select(
-                    &format!("SELECT 1 FROM {table} WHERE model = $1"),
-                    None,
-                    &[model.into()],
-                )?
-                .is_empty()
-            {
+            if client.select(&format!("SELECT 1 FROM {table} WHERE model = $1"), None, &[model.into()])?.is_empty() {
                 undefined_model(model);
             }
             invalid_argument(format!("neumf model \"{model}\" has no version {version}"));
         }
         // Two statements: the unique index on active rows is checked row by row.
         client.update(
-            &format!(
-                "UPDATE {table} SET active = false WHERE model = $1 AND active AND version <> $2"
-            ),
+            &format!("UPDATE {table} SET active = false WHERE model = $1 AND active AND version <> $2"),
             None,
             &[model.into(), version.into()],
         )?;
         client.update(
-            &format!(
-                "UPDATE {table} SET active = true WHERE model = $1 AND version = $2 AND NOT active"
-            ),
+            &format!("UPDATE {table} SET active = true WHERE model = $1 AND version = $2 AND NOT active"),
             None,
             &[model.into(), version.into()],
         )?;
@@ -204,10 +169,8 @@ pub fn activate(model: &str, version: i32) {
 /// The active version of `model`, raising if the model does not exist.
 pub fn active_version(model: &str) -> i32 {
     let table = versions_table();
-    let active = optional_row::<i32>(
-        &format!("SELECT version FROM {table} WHERE model = $1 AND active"),
-        &[model.into()],
-    );
+    let active =
+        optional_row::<i32>(&format!("SELECT version FROM {table} WHERE model = $1 AND active"), &[model.into()]);
     match active {
         Some(v) => v,
         None => {
@@ -229,20 +192,14 @@ pub fn active_version(model: &str) -> i32 {
 /// Reassembles a stored blob.
 pub fn load_blob(model: &str, version: i32) -> Vec<u8> {
     let expected = optional_row::<i64>(
-        &format!(
-            "SELECT size_bytes FROM {} WHERE model = $1 AND version = $2",
-            versions_table()
-        ),
+        &format!("SELECT size_bytes FROM {} WHERE model = $1 AND version = $2", versions_table()),
         &[model.into(), version.into()],
     )
     .unwrap_or_else(|| undefined_model(model)) as usize;
     let mut blob = Vec::with_capacity(expected);
     Spi::connect(|client| -> Result<(), pgrx::spi::Error> {
         let rows = client.select(
-            &format!(
-                "SELECT data FROM {} WHERE model = $1 AND version = $2 ORDER BY chunk_no",
-                chunks_table()
-            ),
+            &format!("SELECT data FROM {} WHERE model = $1 AND version = $2 ORDER BY chunk_no", chunks_table()),
             None,
             &[model.into(), version.into()],
         )?;
@@ -257,7 +214,10 @@ pub fn load_blob(model: &str, version: i32) -> Vec<u8> {
     if blob.len() != expected {
         crate::errors::raise(
             pgrx::PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-            format!("neumf model \"{model}\" version {version} is incomplete: {} of {expected} bytes stored", blob.len()),
+            format!(
+                "neumf model \"{model}\" version {version} is incomplete: {} of {expected} bytes stored",
+                blob.len()
+            ),
             Some("Retrain it, or activate another version."),
         );
     }
@@ -267,16 +227,9 @@ pub fn load_blob(model: &str, version: i32) -> Vec<u8> {
 /// Deletes every version of `model`; returns how many there were.
 pub fn drop_model(model: &str) -> i64 {
     Spi::connect_mut(|client| -> Result<i64, pgrx::spi::Error> {
-        client.update(
-            &format!("DELETE FROM {} WHERE model = $1", chunks_table()),
-            None,
-            &[model.into()],
-        )?;
-        let deleted = client.update(
-            &format!("DELETE FROM {} WHERE model = $1", versions_table()),
-            None,
-            &[model.into()],
-        )?;
+        client.update(&format!("DELETE FROM {} WHERE model = $1", chunks_table()), None, &[model.into()])?;
+        let deleted =
+            client.update(&format!("DELETE FROM {} WHERE model = $1", versions_table()), None, &[model.into()])?;
         Ok(deleted.len() as i64)
     })
     .or_raise("dropping the model")

@@ -1,11 +1,13 @@
-//! `neumf_train`: read the source, train with libtorch (CUDA when present), store a new version
-//! in the caller's transaction, and activate it.
+//! `neumf_train`: read the source, hold out a validation split, train with libtorch (CUDA when
+//! present), store a new version in the caller's transaction, and activate it.
 
 use crate::errors::{internal, invalid_argument, OrRaise};
 use crate::{guc, source, storage};
 use neumf_core::codec::ModelArtifact;
-use neumf_core::spec::{Architecture, DeviceChoice, ModelSpec, TrainConfig};
-use neumf_core::train::{train, EpochReport, TrainObserver};
+use neumf_core::dataset::Interactions;
+use neumf_core::holdout::{leave_one_out, Holdout};
+use neumf_core::spec::{default_layers, Architecture, DeviceChoice, LrSchedule, Sampling, TrainConfig};
+use neumf_core::train::{train, EpochReport, TrainObserver, TrainOutcome};
 use pgrx::prelude::*;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -22,9 +24,14 @@ impl TrainObserver for SqlProgress<'_> {
         Ok(())
     }
     fn on_epoch(&mut self, r: &EpochReport) -> anyhow::Result<()> {
+        let validation = r
+            .validation
+            .map(|v| format!(", validation HR@{k} {:.4} NDCG@{k} {:.4}", v.hr, v.ndcg, k = v.k))
+            .unwrap_or_default();
         notice!(
-            "neumf \"{}\" epoch {}/{}: loss {:.4}, {} samples in {:.2} s ({:.0} samples/s)",
+            "neumf \"{}\" {} epoch {}/{}: loss {:.4}{validation}, {} samples in {:.2} s ({:.0} samples/s)",
             self.model,
+            r.phase,
             r.epoch,
             r.epochs,
             r.loss,
@@ -43,26 +50,72 @@ fn positive(name: &str, value: i64) -> usize {
     value as usize
 }
 
+/// Users with at least two interactions can give one to a validation holdout; it is worth it
+/// from this many such users on.
+const MIN_VALIDATION_USERS: usize = 10;
+
+fn validation_split(data: &Interactions, requested: Option<bool>, seed: u64) -> Option<(Interactions, Holdout)> {
+    let eligible = (0..data.n_users()).filter(|&u| data.user_ptr[u + 1] - data.user_ptr[u] >= 2).count();
+    match requested {
+        Some(false) => None,
+        Some(true) if eligible == 0 => {
+            invalid_argument("validation => true needs users with at least two interactions; this source has none")
+        }
+        None if eligible < MIN_VALIDATION_USERS => None,
+        _ => Some(leave_one_out(data, 99, seed)),
+    }
+}
+
+/// Runs the core trainer, turning libtorch panics (e.g. CUDA out of memory) into clean ERRORs
+/// while letting PostgreSQL's own errors (query cancel, statement_timeout) pass unchanged.
+fn run_training(data: &Interactions, holdout: Option<&Holdout>, cfg: &TrainConfig, model: &str) -> TrainOutcome {
+    let mut progress = SqlProgress { model };
+    match catch_unwind(AssertUnwindSafe(|| train(data, holdout, cfg, &mut progress))) {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => internal("training failed", &e),
+        Err(payload) => {
+            if payload.downcast_ref::<pg_sys::panic::CaughtError>().is_some() {
+                resume_unwind(payload);
+            }
+            let text = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "libtorch panicked".into());
+            internal("training failed", &anyhow::anyhow!(text))
+        }
+    }
+}
+
 /// Trains a model from `source` (a table name or a query with user_id, item_id [, rating]
-/// [, ts]) and stores it as the next version of `model`. `layers` defaults to
-/// [8f, 4f, 2f, f] for factors f (the paper's tower, 64-32-16-8 at f = 8).
-// pgrx needs the row tuple spelled out in the signature, hence the long type.
+/// [, ts]) and stores it as the next version of `model`. Options left NULL take the recommended
+/// defaults (`TrainConfig::recommended`, README); `layers` defaults to [8f, 4f, 2f, f].
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn neumf_train(
     model: &str,
     source: &str,
     architecture: default!(&str, "'neumf'"),
-    factors: default!(i32, 8),
+    factors: default!(Option<i32>, "NULL"),
     layers: default!(Option<Vec<i32>>, "NULL"),
-    epochs: default!(i32, 20),
-    batch_size: default!(i32, 256),
-    learning_rate: default!(f64, 0.001),
-    negatives: default!(i32, 4),
+    epochs: default!(Option<i32>, "NULL"),
+    batch_size: default!(Option<i32>, "NULL"),
+    learning_rate: default!(Option<f64>, "NULL"),
+    negatives: default!(Option<i32>, "NULL"),
     min_rating: default!(Option<f64>, "NULL"),
     seed: default!(i64, 42),
     device: default!(&str, "'auto'"),
     activate: default!(bool, true),
+    sampling: default!(Option<&str>, "NULL"),
+    popularity_exponent: default!(f64, 0.75),
+    hard_pool: default!(i32, 8),
+    hard_share: default!(f64, 0.5),
+    weight_decay: default!(Option<f64>, "NULL"),
+    dropout: default!(Option<f64>, "NULL"),
+    lr_schedule: default!(Option<&str>, "NULL"),
+    validation: default!(Option<bool>, "NULL"),
+    patience: default!(Option<i32>, "NULL"),
+    pretrain: default!(Option<bool>, "NULL"),
 ) -> TableIterator<
     'static,
     (
@@ -78,6 +131,9 @@ fn neumf_train(
         name!(skipped_below_min_rating, i64),
         name!(duplicates, i64),
         name!(epochs_run, i32),
+        name!(best_epoch, i32),
+        name!(validation_hr, Option<f64>),
+        name!(validation_ndcg, Option<f64>),
         name!(final_loss, f64),
         name!(train_seconds, f64),
         name!(samples_per_second, f64),
@@ -88,29 +144,46 @@ fn neumf_train(
     if model_name.is_empty() {
         invalid_argument("model name is empty");
     }
-    let arch = Architecture::parse(architecture).unwrap_or_else(|e| invalid_argument(e));
-    let f = positive("factors", factors as i64);
-    let layers: Vec<usize> = match layers {
-        None => vec![8 * f, 4 * f, 2 * f, f],
-        Some(l) => l
-            .iter()
-            .map(|&w| positive("every layer width", w as i64))
-            .collect(),
-    };
-    let cfg = TrainConfig {
-        spec: ModelSpec {
-            architecture: arch,
-            factors: f,
-            layers,
-        },
-        epochs: positive("epochs", epochs as i64),
-        batch_size: positive("batch_size", batch_size as i64),
-        learning_rate,
-        negatives: positive("negatives", negatives as i64),
-        seed: seed as u64,
-        device: DeviceChoice::parse(device).unwrap_or_else(|e| invalid_argument(e)),
-        threads: guc::TRAIN_THREADS.get() as usize,
-    };
+    let mut cfg = TrainConfig::recommended();
+    cfg.spec.architecture = Architecture::parse(architecture).unwrap_or_else(|e| invalid_argument(e));
+    if let Some(f) = factors {
+        cfg.spec.factors = positive("factors", f as i64);
+        cfg.spec.layers = default_layers(cfg.spec.factors);
+    }
+    if let Some(l) = layers {
+        cfg.spec.layers = l.iter().map(|&w| positive("every layer width", w as i64)).collect();
+    }
+    if let Some(e) = epochs {
+        cfg.epochs = positive("epochs", e as i64);
+    }
+    if let Some(b) = batch_size {
+        cfg.batch_size = positive("batch_size", b as i64);
+    }
+    cfg.learning_rate = learning_rate.unwrap_or_else(|| TrainConfig::scaled_learning_rate(cfg.batch_size));
+    if let Some(n) = negatives {
+        cfg.negatives = positive("negatives", n as i64);
+    }
+    cfg.seed = seed as u64;
+    cfg.device = DeviceChoice::parse(device).unwrap_or_else(|e| invalid_argument(e));
+    cfg.threads = guc::TRAIN_THREADS.get() as usize;
+    if let Some(name) = sampling {
+        let pool = positive("hard_pool", hard_pool as i64);
+        cfg.sampling =
+            Sampling::parse(name, popularity_exponent, pool, hard_share).unwrap_or_else(|e| invalid_argument(e));
+    }
+    cfg.weight_decay = weight_decay.unwrap_or(cfg.weight_decay);
+    cfg.dropout = dropout.unwrap_or(cfg.dropout);
+    if let Some(s) = lr_schedule {
+        cfg.lr_schedule = LrSchedule::parse(s).unwrap_or_else(|e| invalid_argument(e));
+    }
+    if let Some(p) = patience {
+        if p < 0 {
+            invalid_argument(format!("patience must be 0 (never stop early) or positive, got {p}"));
+        }
+        cfg.patience = p as usize;
+    }
+    // Pretraining is NeuMF's; the other architectures simply do not default to it.
+    cfg.pretrain = pretrain.unwrap_or(cfg.pretrain && cfg.spec.architecture == Architecture::NeuMF);
     cfg.validate().unwrap_or_else(|e| invalid_argument(e));
     if let Some(m) = min_rating {
         if !m.is_finite() {
@@ -128,40 +201,29 @@ fn neumf_train(
             data.rows_read, skipped.null_user, skipped.null_item, skipped.below_min_rating
         ));
     }
+    let split = validation_split(&data, validation, cfg.seed);
     notice!(
-        "neumf \"{model_name}\": {} rows read → {} users, {} items, {} interactions (skipped {} NULL ids, {} below min_rating; {} duplicates collapsed)",
+        "neumf \"{model_name}\": {} rows read → {} users, {} items, {} interactions (skipped {} NULL ids, {} below min_rating; {} duplicates collapsed){}",
         data.rows_read,
         data.n_users(),
         data.n_items(),
         data.len(),
         skipped.null_user + skipped.null_item,
         skipped.below_min_rating,
-        skipped.duplicates
-    );
-
-    // libtorch failures (e.g. CUDA out of memory) surface as Rust panics; turn them into clean
-    // ERRORs, but let PostgreSQL's own errors (query cancel, statement_timeout) pass unchanged.
-    let mut progress = SqlProgress { model: model_name };
-    let outcome = match catch_unwind(AssertUnwindSafe(|| train(&data, &cfg, &mut progress))) {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => internal("training failed", &e),
-        Err(payload) => {
-            if payload
-                .downcast_ref::<pg_sys::panic::CaughtError>()
-                .is_some()
-            {
-                resume_unwind(payload);
-            }
-            let text = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "libtorch panicked".into());
-            internal("training failed", &anyhow::anyhow!(text))
+        skipped.duplicates,
+        match &split {
+            Some((_, h)) => format!("; {} held out for validation ({} by ts)", h.len(), if data.ts.is_some() { "latest" } else { "random" }),
+            None => String::new(),
         }
+    );
+    let (train_data, holdout) = match &split {
+        Some((t, h)) => (t, Some(h)),
+        None => (&data, None),
     };
+    let outcome = run_training(train_data, holdout, &cfg, model_name);
     let samples_per_second = outcome.samples as f64 / outcome.seconds.max(1e-9);
 
+    // Seen lists and popularity come from all the data: the holdout items are the user's too.
     let artifact = ModelArtifact {
         spec: cfg.spec.clone(),
         weights: outcome.weights,
@@ -172,10 +234,8 @@ fn neumf_train(
         popularity: data.popularity.clone(),
     };
     let version = storage::next_version(model_name);
-    let meta = BTreeMap::from([
-        ("model".to_string(), model_name.to_string()),
-        ("version".to_string(), version.to_string()),
-    ]);
+    let meta =
+        BTreeMap::from([("model".to_string(), model_name.to_string()), ("version".to_string(), version.to_string())]);
     let blob = artifact.encode(&meta).or_raise("encoding the model");
     let hyperparameters = json!({
         "factors": cfg.spec.factors,
@@ -188,9 +248,15 @@ fn neumf_train(
         "seed": cfg.seed,
         "device": device,
         "threads": cfg.threads,
-        "optimizer": "adam",
+        "optimizer": if cfg.weight_decay > 0.0 { "adamw" } else { "adam" },
         "loss": "bce",
-        "sampling": "uniform",
+        "sampling": cfg.sampling,
+        "weight_decay": cfg.weight_decay,
+        "dropout": cfg.dropout,
+        "lr_schedule": cfg.lr_schedule,
+        "validation": holdout.is_some(),
+        "patience": cfg.patience,
+        "pretrain": cfg.pretrain,
     });
     let rows_skipped = json!({
         "null_user_id": skipped.null_user,
@@ -199,14 +265,20 @@ fn neumf_train(
         "duplicates": skipped.duplicates,
     });
     let metrics = json!({
-        "loss_per_epoch": outcome.epochs.iter().map(|e| e.loss).collect::<Vec<_>>(),
+        "validation": outcome.validation,
+        "best_epoch": outcome.best_epoch,
         "samples_per_second": samples_per_second,
+        "epochs": outcome.epochs.iter().map(|e| json!({
+            "phase": e.phase, "epoch": e.epoch, "loss": e.loss, "seconds": e.seconds,
+            "learning_rate": e.learning_rate,
+            "hr": e.validation.map(|v| v.hr), "ndcg": e.validation.map(|v| v.ndcg),
+        })).collect::<Vec<_>>(),
     });
     storage::insert_version(
         &storage::NewVersion {
             model: model_name,
             version,
-            architecture: arch.as_str(),
+            architecture: cfg.spec.architecture.as_str(),
             hyperparameters,
             user_id_type: data.user_ids.kind().as_str(),
             item_id_type: data.item_ids.kind().as_str(),
@@ -238,7 +310,10 @@ fn neumf_train(
         (skipped.null_user + skipped.null_item) as i64,
         skipped.below_min_rating as i64,
         skipped.duplicates as i64,
-        cfg.epochs as i32,
+        outcome.epochs.iter().filter(|e| e.phase == cfg.spec.architecture.as_str()).count() as i32,
+        outcome.best_epoch as i32,
+        outcome.validation.map(|v| v.hr),
+        outcome.validation.map(|v| v.ndcg),
         outcome.final_loss,
         outcome.seconds,
         samples_per_second,

@@ -7,15 +7,10 @@ use neumf_core::model::{load_weights, NcfNet};
 use tch::{nn, Device, Kind, Tensor};
 
 fn main() -> anyhow::Result<()> {
-    let path = std::env::args()
-        .nth(1)
-        .ok_or_else(|| anyhow::anyhow!("usage: kernel_check MODEL.safetensors"))?;
+    let path = std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: kernel_check MODEL.safetensors"))?;
     let blob = std::fs::read(&path)?;
     let artifact = ModelArtifact::decode(&blob)?;
-    let (nu, ni) = (
-        artifact.user_ids.len() as i64,
-        artifact.item_ids.len() as i64,
-    );
+    let (nu, ni) = (artifact.user_ids.len() as i64, artifact.item_ids.len() as i64);
     let spec = artifact.spec.clone();
     let weights = artifact.weights.clone();
     let kernel = ScoringModel::from_artifact(artifact)?;

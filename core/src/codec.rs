@@ -58,11 +58,7 @@ fn id_tensors(prefix: &str, ids: &IdMap, out: &mut Vec<(String, Owned)>) {
     match ids {
         IdMap::Int { ids, .. } => out.push((
             format!("ids.{prefix}"),
-            Owned {
-                dtype: Dtype::I64,
-                shape: vec![ids.len()],
-                bytes: le_bytes(ids, i64::to_le_bytes),
-            },
+            Owned { dtype: Dtype::I64, shape: vec![ids.len()], bytes: le_bytes(ids, i64::to_le_bytes) },
         )),
         IdMap::Text { ids, .. } => {
             let mut utf8 = Vec::new();
@@ -74,20 +70,9 @@ fn id_tensors(prefix: &str, ids: &IdMap, out: &mut Vec<(String, Owned)>) {
             }
             out.push((
                 format!("ids.{prefix}.offsets"),
-                Owned {
-                    dtype: Dtype::I64,
-                    shape: vec![offsets.len()],
-                    bytes: le_bytes(&offsets, i64::to_le_bytes),
-                },
+                Owned { dtype: Dtype::I64, shape: vec![offsets.len()], bytes: le_bytes(&offsets, i64::to_le_bytes) },
             ));
-            out.push((
-                format!("ids.{prefix}.utf8"),
-                Owned {
-                    dtype: Dtype::U8,
-                    shape: vec![utf8.len()],
-                    bytes: utf8,
-                },
-            ));
+            out.push((format!("ids.{prefix}.utf8"), Owned { dtype: Dtype::U8, shape: vec![utf8.len()], bytes: utf8 }));
         }
     }
 }
@@ -98,11 +83,7 @@ impl ModelArtifact {
         for (name, t) in &self.weights {
             tensors.push((
                 name.clone(),
-                Owned {
-                    dtype: Dtype::F32,
-                    shape: t.shape.clone(),
-                    bytes: le_bytes(&t.data, f32::to_le_bytes),
-                },
+                Owned { dtype: Dtype::F32, shape: t.shape.clone(), bytes: le_bytes(&t.data, f32::to_le_bytes) },
             ));
         }
         id_tensors("user", &self.user_ids, &mut tensors);
@@ -112,33 +93,18 @@ impl ModelArtifact {
         let popularity: Vec<i64> = self.popularity.iter().map(|&v| v as i64).collect();
         tensors.push((
             "seen.indptr".into(),
-            Owned {
-                dtype: Dtype::I64,
-                shape: vec![seen_ptr.len()],
-                bytes: le_bytes(&seen_ptr, i64::to_le_bytes),
-            },
+            Owned { dtype: Dtype::I64, shape: vec![seen_ptr.len()], bytes: le_bytes(&seen_ptr, i64::to_le_bytes) },
         ));
         tensors.push((
             "seen.indices".into(),
-            Owned {
-                dtype: Dtype::I32,
-                shape: vec![seen_items.len()],
-                bytes: le_bytes(&seen_items, i32::to_le_bytes),
-            },
+            Owned { dtype: Dtype::I32, shape: vec![seen_items.len()], bytes: le_bytes(&seen_items, i32::to_le_bytes) },
         ));
         tensors.push((
             "items.popularity".into(),
-            Owned {
-                dtype: Dtype::I64,
-                shape: vec![popularity.len()],
-                bytes: le_bytes(&popularity, i64::to_le_bytes),
-            },
+            Owned { dtype: Dtype::I64, shape: vec![popularity.len()], bytes: le_bytes(&popularity, i64::to_le_bytes) },
         ));
 
-        let mut meta: HashMap<String, String> = extra_metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut meta: HashMap<String, String> = extra_metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         meta.insert("format".into(), FORMAT.into());
         meta.insert("spec".into(), serde_json::to_string(&self.spec)?);
         meta.insert("user_id_type".into(), self.user_ids.kind().as_str().into());
@@ -146,52 +112,30 @@ impl ModelArtifact {
 
         let views: Vec<(String, TensorView<'_>)> = tensors
             .iter()
-            .map(|(name, o)| {
-                Ok((
-                    name.clone(),
-                    TensorView::new(o.dtype, o.shape.clone(), &o.bytes)?,
-                ))
-            })
+            .map(|(name, o)| Ok((name.clone(), TensorView::new(o.dtype, o.shape.clone(), &o.bytes)?)))
             .collect::<Result<_, safetensors::SafeTensorError>>()?;
         Ok(safetensors::serialize(views, &Some(meta))?)
     }
 
     pub fn decode(blob: &[u8]) -> Result<Self> {
-        let (_, header) =
-            SafeTensors::read_metadata(blob).context("stored model is not a safetensors blob")?;
+        let (_, header) = SafeTensors::read_metadata(blob).context("stored model is not a safetensors blob")?;
         let meta = header.metadata().clone().unwrap_or_default();
         match meta.get("format").map(String::as_str) {
             Some(FORMAT) => {}
             other => bail!("stored model has format {other:?}, this build reads {FORMAT:?}"),
         }
-        let spec: ModelSpec =
-            serde_json::from_str(meta.get("spec").ok_or_else(|| anyhow!("no spec in blob"))?)?;
+        let spec: ModelSpec = serde_json::from_str(meta.get("spec").ok_or_else(|| anyhow!("no spec in blob"))?)?;
         let st = SafeTensors::deserialize(blob)?;
         let mut weights = BTreeMap::new();
         for (name, view) in st.tensors() {
             if view.dtype() == Dtype::F32 {
-                let data = view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                    .collect();
-                weights.insert(
-                    name,
-                    Tensor32 {
-                        shape: view.shape().to_vec(),
-                        data,
-                    },
-                );
+                let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+                weights.insert(name, Tensor32 { shape: view.shape().to_vec(), data });
             }
         }
         let i64s = |name: &str| -> Result<Vec<i64>> {
-            let v = st
-                .tensor(name)
-                .with_context(|| format!("blob lacks {name}"))?;
-            Ok(v.data()
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                .collect())
+            let v = st.tensor(name).with_context(|| format!("blob lacks {name}"))?;
+            Ok(v.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
         };
         let ids = |prefix: &str| -> Result<IdMap> {
             let kind_key = format!("{prefix}_id_type");
@@ -216,10 +160,7 @@ impl ModelArtifact {
         };
         let seen_items = {
             let v = st.tensor("seen.indices")?;
-            v.data()
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as u32)
-                .collect()
+            v.data().chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as u32).collect()
         };
         Ok(Self {
             spec,
@@ -228,10 +169,7 @@ impl ModelArtifact {
             item_ids: ids("item")?,
             seen_ptr: i64s("seen.indptr")?.into_iter().map(|v| v as u64).collect(),
             seen_items,
-            popularity: i64s("items.popularity")?
-                .into_iter()
-                .map(|v| v as u64)
-                .collect(),
+            popularity: i64s("items.popularity")?.into_iter().map(|v| v as u64).collect(),
         })
     }
 }
@@ -244,19 +182,9 @@ mod tests {
     #[test]
     fn roundtrip_bigint_and_text() {
         let mut weights = BTreeMap::new();
-        weights.insert(
-            "output.weight".into(),
-            Tensor32 {
-                shape: vec![1, 3],
-                data: vec![0.5, -1.0, 2.25],
-            },
-        );
+        weights.insert("output.weight".into(), Tensor32 { shape: vec![1, 3], data: vec![0.5, -1.0, 2.25] });
         let art = ModelArtifact {
-            spec: ModelSpec {
-                architecture: Architecture::Gmf,
-                factors: 3,
-                layers: vec![],
-            },
+            spec: ModelSpec { architecture: Architecture::Gmf, factors: 3, layers: vec![] },
             weights,
             user_ids: IdMap::from_ints(vec![42, 7]),
             item_ids: IdMap::from_texts(vec!["ä-uuid".into(), "b".into()]),
@@ -264,12 +192,7 @@ mod tests {
             seen_items: vec![1, 0],
             popularity: vec![1, 1],
         };
-        let blob = art
-            .encode(&BTreeMap::from([(
-                "trained_by".to_string(),
-                "x".to_string(),
-            )]))
-            .unwrap();
+        let blob = art.encode(&BTreeMap::from([("trained_by".to_string(), "x".to_string())])).unwrap();
         let back = ModelArtifact::decode(&blob).unwrap();
         assert_eq!(back.spec, art.spec);
         assert_eq!(back.weights, art.weights);

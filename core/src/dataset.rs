@@ -18,36 +18,40 @@ pub struct SkipCounts {
 pub struct InteractionsBuilder {
     pub users: IdMap,
     pub items: IdMap,
-    pairs: Vec<(u32, u32)>,
+    /// (user, item, timestamp); the timestamp is NaN when the source has none.
+    pairs: Vec<(u32, u32, f64)>,
+    has_ts: bool,
     pub skipped: SkipCounts,
     pub rows_read: u64,
 }
 
 impl InteractionsBuilder {
     pub fn new(users: IdMap, items: IdMap) -> Self {
-        Self {
-            users,
-            items,
-            pairs: Vec::new(),
-            skipped: SkipCounts::default(),
-            rows_read: 0,
-        }
+        Self { users, items, pairs: Vec::new(), has_ts: false, skipped: SkipCounts::default(), rows_read: 0 }
     }
 
     pub fn push(&mut self, user: u32, item: u32) {
-        self.pairs.push((user, item));
+        self.pairs.push((user, item, f64::NAN));
+    }
+
+    /// A pair with its timestamp (any monotone number, e.g. unix seconds).
+    pub fn push_at(&mut self, user: u32, item: u32, ts: f64) {
+        self.has_ts |= !ts.is_nan();
+        self.pairs.push((user, item, ts));
     }
 
     pub fn finish(mut self) -> Interactions {
-        self.pairs.sort_unstable();
+        // Sort by pair, latest timestamp first, so dedup keeps each pair's latest time.
+        self.pairs.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(b.2.total_cmp(&a.2)));
         let before = self.pairs.len();
-        self.pairs.dedup();
+        self.pairs.dedup_by_key(|p| (p.0, p.1));
         self.skipped.duplicates += (before - self.pairs.len()) as u64;
+        let ts = self.has_ts.then(|| self.pairs.iter().map(|p| p.2).collect());
         let n_users = self.users.len();
         let n_items = self.items.len();
         // Pairs are sorted by user, so CSR falls out of one pass.
         let mut user_ptr = vec![0u64; n_users + 1];
-        for &(u, _) in &self.pairs {
+        for &(u, _, _) in &self.pairs {
             user_ptr[u as usize + 1] += 1;
         }
         for u in 0..n_users {
@@ -56,7 +60,7 @@ impl InteractionsBuilder {
         let mut popularity = vec![0u64; n_items];
         let mut users = Vec::with_capacity(self.pairs.len());
         let mut items = Vec::with_capacity(self.pairs.len());
-        for &(u, i) in &self.pairs {
+        for &(u, i, _) in &self.pairs {
             users.push(u);
             items.push(i);
             popularity[i as usize] += 1;
@@ -68,6 +72,7 @@ impl InteractionsBuilder {
             items,
             user_ptr,
             popularity,
+            ts,
             skipped: self.skipped,
             rows_read: self.rows_read,
         }
@@ -84,6 +89,8 @@ pub struct Interactions {
     pub items: Vec<u32>,
     pub user_ptr: Vec<u64>,
     pub popularity: Vec<u64>,
+    /// Each pair's (latest) timestamp, aligned with `users`/`items`, when the source had one.
+    pub ts: Option<Vec<f64>>,
     pub skipped: SkipCounts,
     pub rows_read: u64,
 }
@@ -105,6 +112,18 @@ impl Interactions {
         let u = user as usize;
         &self.items[self.user_ptr[u] as usize..self.user_ptr[u + 1] as usize]
     }
+
+    /// Rebuilds from kept rows (indices into `users`/`items`), with the same id maps.
+    pub fn subset(&self, keep: impl Iterator<Item = usize>) -> Interactions {
+        let mut b = InteractionsBuilder::new(self.user_ids.clone(), self.item_ids.clone());
+        for r in keep {
+            b.push_at(self.users[r], self.items[r], self.ts.as_ref().map_or(f64::NAN, |t| t[r]));
+        }
+        let mut out = b.finish();
+        out.skipped = self.skipped.clone();
+        out.rows_read = self.rows_read;
+        out
+    }
 }
 
 #[cfg(test)]
@@ -114,8 +133,7 @@ mod tests {
 
     #[test]
     fn dedupes_and_builds_csr() {
-        let mut b =
-            InteractionsBuilder::new(IdMap::new(IdKind::BigInt), IdMap::new(IdKind::BigInt));
+        let mut b = InteractionsBuilder::new(IdMap::new(IdKind::BigInt), IdMap::new(IdKind::BigInt));
         for (u, i) in [(10, 5), (11, 6), (10, 5), (10, 7), (12, 5)] {
             let u = b.users.intern_int(u);
             let i = b.items.intern_int(i);

@@ -35,45 +35,25 @@ pub enum IdRef<'a> {
 /// Assigns dense indices to external ids in first-seen order, and maps back.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IdMap {
-    Int {
-        to_index: HashMap<i64, u32>,
-        ids: Vec<i64>,
-    },
-    Text {
-        to_index: HashMap<Box<str>, u32>,
-        ids: Vec<Box<str>>,
-    },
+    Int { to_index: HashMap<i64, u32>, ids: Vec<i64> },
+    Text { to_index: HashMap<Box<str>, u32>, ids: Vec<Box<str>> },
 }
 
 impl IdMap {
     pub fn new(kind: IdKind) -> Self {
         match kind {
-            IdKind::BigInt => IdMap::Int {
-                to_index: HashMap::new(),
-                ids: Vec::new(),
-            },
-            IdKind::Text => IdMap::Text {
-                to_index: HashMap::new(),
-                ids: Vec::new(),
-            },
+            IdKind::BigInt => IdMap::Int { to_index: HashMap::new(), ids: Vec::new() },
+            IdKind::Text => IdMap::Text { to_index: HashMap::new(), ids: Vec::new() },
         }
     }
 
     pub fn from_ints(ids: Vec<i64>) -> Self {
-        let to_index = ids
-            .iter()
-            .enumerate()
-            .map(|(i, &id)| (id, i as u32))
-            .collect();
+        let to_index = ids.iter().enumerate().map(|(i, &id)| (id, i as u32)).collect();
         IdMap::Int { to_index, ids }
     }
 
     pub fn from_texts(ids: Vec<Box<str>>) -> Self {
-        let to_index = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.clone(), i as u32))
-            .collect();
+        let to_index = ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
         IdMap::Text { to_index, ids }
     }
 
@@ -127,15 +107,11 @@ impl IdMap {
     pub fn get(&self, id: IdRef<'_>) -> Option<u32> {
         match (self, id) {
             (IdMap::Int { to_index, .. }, IdRef::Int(v)) => to_index.get(&v).copied(),
-            (IdMap::Int { to_index, .. }, IdRef::Text(s)) => s
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .and_then(|v| to_index.get(&v).copied()),
-            (IdMap::Text { to_index, .. }, IdRef::Text(s)) => to_index.get(s).copied(),
-            (IdMap::Text { to_index, .. }, IdRef::Int(v)) => {
-                to_index.get(v.to_string().as_str()).copied()
+            (IdMap::Int { to_index, .. }, IdRef::Text(s)) => {
+                s.trim().parse::<i64>().ok().and_then(|v| to_index.get(&v).copied())
             }
+            (IdMap::Text { to_index, .. }, IdRef::Text(s)) => to_index.get(s).copied(),
+            (IdMap::Text { to_index, .. }, IdRef::Int(v)) => to_index.get(v.to_string().as_str()).copied(),
         }
     }
 

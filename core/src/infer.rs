@@ -94,20 +94,10 @@ pub struct UserContext<'m> {
     scratch_b: Vec<f32>,
 }
 
-fn take(
-    weights: &std::collections::BTreeMap<String, Tensor32>,
-    name: &str,
-    shape: &[usize],
-) -> Result<Vec<f32>> {
-    let t = weights
-        .get(name)
-        .ok_or_else(|| anyhow!("stored model lacks tensor {name}"))?;
+fn take(weights: &std::collections::BTreeMap<String, Tensor32>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let t = weights.get(name).ok_or_else(|| anyhow!("stored model lacks tensor {name}"))?;
     if t.shape != shape {
-        bail!(
-            "stored tensor {name} has shape {:?}, expected {:?}",
-            t.shape,
-            shape
-        );
+        bail!("stored tensor {name} has shape {:?}, expected {:?}", t.shape, shape);
     }
     Ok(t.data.clone())
 }
@@ -132,11 +122,7 @@ impl ScoringModel {
                     *x *= hk;
                 }
             }
-            Some(GmfSide {
-                factors: f,
-                user,
-                item_folded,
-            })
+            Some(GmfSide { factors: f, user, item_folded })
         } else {
             None
         };
@@ -155,10 +141,7 @@ impl ScoringModel {
                 first_item_weight.extend_from_slice(&row[d..]);
             }
             let mut item_pre = vec![0f32; ni * h1];
-            for (q, pre) in item_embedding
-                .chunks_exact(d)
-                .zip(item_pre.chunks_exact_mut(h1))
-            {
+            for (q, pre) in item_embedding.chunks_exact(d).zip(item_pre.chunks_exact_mut(h1)) {
                 for o in 0..h1 {
                     pre[o] = dot(&first_item_weight[o * d..(o + 1) * d], q) + b1[o];
                 }
@@ -177,11 +160,7 @@ impl ScoringModel {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let gmf_width = if spec.architecture.has_gmf() {
-                spec.factors
-            } else {
-                0
-            };
+            let gmf_width = if spec.architecture.has_gmf() { spec.factors } else { 0 };
             Some(MlpSide {
                 embed: d,
                 hidden: h1,
@@ -239,28 +218,20 @@ impl ScoringModel {
     /// the model does not know.
     pub fn most_popular(&self, k: usize) -> Vec<(u32, f64)> {
         let users = self.n_users().max(1) as f64;
-        self.by_popularity
-            .iter()
-            .take(k)
-            .map(|&i| (i, self.popularity[i as usize] as f64 / users))
-            .collect()
+        self.by_popularity.iter().take(k).map(|&i| (i, self.popularity[i as usize] as f64 / users)).collect()
     }
 
     /// Approximate heap footprint, for cache accounting.
     pub fn memory_bytes(&self) -> usize {
         let f = |v: usize| v * 4;
-        let mut n = f(self.seen_items.len() + self.by_popularity.len())
-            + 8 * (self.seen_ptr.len() + self.popularity.len());
+        let mut n =
+            f(self.seen_items.len() + self.by_popularity.len()) + 8 * (self.seen_ptr.len() + self.popularity.len());
         if let Some(g) = &self.gmf {
             n += f(g.user.len() + g.item_folded.len());
         }
         if let Some(m) = &self.mlp {
             n += f(m.user_embedding.len() + m.first_user_weight.len() + m.item_pre.len());
-            n += m
-                .upper
-                .iter()
-                .map(|d| f(d.weight.len() + d.bias.len()))
-                .sum::<usize>();
+            n += m.upper.iter().map(|d| f(d.weight.len() + d.bias.len())).sum::<usize>();
         }
         n + 48 * (self.users.len() + self.items.len())
     }
@@ -274,24 +245,12 @@ impl ScoringModel {
         let (mlp_user_pre, widest) = match &self.mlp {
             Some(m) => {
                 let p = &m.user_embedding[u * m.embed..(u + 1) * m.embed];
-                let pre = (0..m.hidden)
-                    .map(|o| dot(&m.first_user_weight[o * m.embed..(o + 1) * m.embed], p))
-                    .collect();
-                (
-                    pre,
-                    m.hidden
-                        .max(m.upper.iter().map(|d| d.outputs).max().unwrap_or(0)),
-                )
+                let pre = (0..m.hidden).map(|o| dot(&m.first_user_weight[o * m.embed..(o + 1) * m.embed], p)).collect();
+                (pre, m.hidden.max(m.upper.iter().map(|d| d.outputs).max().unwrap_or(0)))
             }
             None => (Vec::new(), 0),
         };
-        UserContext {
-            model: self,
-            gmf_user,
-            mlp_user_pre,
-            scratch_a: vec![0.0; widest],
-            scratch_b: vec![0.0; widest],
-        }
+        UserContext { model: self, gmf_user, mlp_user_pre, scratch_a: vec![0.0; widest], scratch_b: vec![0.0; widest] }
     }
 }
 
@@ -302,10 +261,7 @@ impl UserContext<'_> {
         let i = item as usize;
         let mut s = m.output_bias;
         if let Some(g) = &m.gmf {
-            s += dot(
-                self.gmf_user,
-                &g.item_folded[i * g.factors..(i + 1) * g.factors],
-            );
+            s += dot(self.gmf_user, &g.item_folded[i * g.factors..(i + 1) * g.factors]);
         }
         if let Some(mlp) = &m.mlp {
             let pre = &mlp.item_pre[i * mlp.hidden..(i + 1) * mlp.hidden];
@@ -315,10 +271,7 @@ impl UserContext<'_> {
             }
             let mut width = mlp.hidden;
             for layer in &mlp.upper {
-                layer.apply_relu(
-                    &self.scratch_a[..width],
-                    &mut self.scratch_b[..layer.outputs],
-                );
+                layer.apply_relu(&self.scratch_a[..width], &mut self.scratch_b[..layer.outputs]);
                 std::mem::swap(&mut self.scratch_a, &mut self.scratch_b);
                 width = layer.outputs;
             }

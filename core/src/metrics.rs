@@ -18,10 +18,7 @@ pub struct HitRate {
 
 impl HitRate {
     pub fn new(k: usize) -> Self {
-        Self {
-            k,
-            ..Default::default()
-        }
+        Self { k, ..Default::default() }
     }
     pub fn add_rank(&mut self, rank: usize) {
         self.users += 1;

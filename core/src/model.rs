@@ -16,35 +16,40 @@ pub struct NcfNet {
     gmf: Option<(nn::Embedding, nn::Embedding)>,
     mlp: Option<(nn::Embedding, nn::Embedding, Vec<nn::Linear>)>,
     output: nn::Linear,
+    /// Dropout on the MLP's hidden activations, applied only when training.
+    dropout: f64,
 }
 
 fn xavier_uniform(fan_in: usize, fan_out: usize) -> nn::Init {
     let bound = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    nn::Init::Uniform {
-        lo: -bound,
-        up: bound,
-    }
+    nn::Init::Uniform { lo: -bound, up: bound }
 }
 
 impl NcfNet {
     /// Paper initialisation: N(0, 0.01) embeddings, Glorot-uniform dense layers, zero biases;
     /// the output layer uses LeCun-uniform (gain 1) as in the reference implementation.
     pub fn new(root: &nn::Path, spec: &ModelSpec, n_users: usize, n_items: usize) -> Self {
+        Self::with_gradients(root, spec, n_users, n_items, false)
+    }
+
+    /// `sparse_embeddings`: embedding tables produce sparse gradients (for `optim::CpuAdam`).
+    pub fn with_gradients(
+        root: &nn::Path,
+        spec: &ModelSpec,
+        n_users: usize,
+        n_items: usize,
+        sparse_embeddings: bool,
+    ) -> Self {
         let emb_cfg = nn::EmbeddingConfig {
-            ws_init: nn::Init::Randn {
-                mean: 0.0,
-                stdev: 0.01,
-            },
+            sparse: sparse_embeddings,
+            ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.01 },
             ..Default::default()
         };
         let (nu, ni) = (n_users as i64, n_items as i64);
         let gmf = spec.architecture.has_gmf().then(|| {
             let p = root / "gmf";
             let f = spec.factors as i64;
-            (
-                nn::embedding(&p / "user_embedding", nu, f, emb_cfg),
-                nn::embedding(&p / "item_embedding", ni, f, emb_cfg),
-            )
+            (nn::embedding(&p / "user_embedding", nu, f, emb_cfg), nn::embedding(&p / "item_embedding", ni, f, emb_cfg))
         });
         let mlp = spec.architecture.has_mlp().then(|| {
             let p = root / "mlp";
@@ -75,32 +80,34 @@ impl NcfNet {
             width as i64,
             1,
             nn::LinearConfig {
-                ws_init: nn::Init::Uniform {
-                    lo: -bound,
-                    up: bound,
-                },
+                ws_init: nn::Init::Uniform { lo: -bound, up: bound },
                 bs_init: Some(nn::Init::Const(0.0)),
                 bias: true,
             },
         );
-        Self {
-            architecture: spec.architecture,
-            gmf,
-            mlp,
-            output,
-        }
+        Self { architecture: spec.architecture, gmf, mlp, output, dropout: 0.0 }
     }
 
-    /// Logits (pre-sigmoid) for a batch of (user, item) index pairs.
+    pub fn with_dropout(mut self, p: f64) -> Self {
+        self.dropout = p;
+        self
+    }
+
+    /// Logits (pre-sigmoid) for a batch of (user, item) index pairs, in evaluation mode.
     pub fn logits(&self, users: &Tensor, items: &Tensor) -> Tensor {
-        let gmf = self
-            .gmf
-            .as_ref()
-            .map(|(pu, qi)| pu.forward(users) * qi.forward(items));
+        self.logits_t(users, items, false)
+    }
+
+    /// Logits with dropout active when `train` is set.
+    pub fn logits_t(&self, users: &Tensor, items: &Tensor, train: bool) -> Tensor {
+        let gmf = self.gmf.as_ref().map(|(pu, qi)| pu.forward(users) * qi.forward(items));
         let mlp = self.mlp.as_ref().map(|(pu, qi, layers)| {
             let mut z = Tensor::cat(&[pu.forward(users), qi.forward(items)], 1);
             for layer in layers {
                 z = layer.forward(&z).relu();
+                if train && self.dropout > 0.0 {
+                    z = z.dropout(self.dropout, true);
+                }
             }
             z
         });
@@ -118,16 +125,11 @@ impl NcfNet {
 pub fn export_weights(vs: &nn::VarStore) -> Result<BTreeMap<String, Tensor32>> {
     let mut out = BTreeMap::new();
     for (name, t) in vs.variables() {
-        let host = t
-            .f_detach()?
-            .f_to_device(tch::Device::Cpu)?
-            .f_to_kind(Kind::Float)?
-            .f_contiguous()?;
+        let host = t.f_detach()?.f_to_device(tch::Device::Cpu)?.f_to_kind(Kind::Float)?.f_contiguous()?;
         let shape: Vec<usize> = host.size().iter().map(|&d| d as usize).collect();
         let numel: usize = shape.iter().product();
         let mut data = vec![0f32; numel];
-        host.f_copy_data(&mut data, numel)
-            .with_context(|| format!("copying {name} to host"))?;
+        host.f_copy_data(&mut data, numel).with_context(|| format!("copying {name} to host"))?;
         out.insert(name, Tensor32 { shape, data });
     }
     Ok(out)
@@ -138,15 +140,28 @@ pub fn load_weights(vs: &mut nn::VarStore, weights: &BTreeMap<String, Tensor32>)
     let device = vs.device();
     let _guard = tch::no_grad_guard();
     for (name, mut var) in vs.variables() {
-        let w = weights
-            .get(&name)
-            .with_context(|| format!("weights lack {name}"))?;
+        let w = weights.get(&name).with_context(|| format!("weights lack {name}"))?;
         let shape: Vec<i64> = w.shape.iter().map(|&d| d as i64).collect();
-        let src = Tensor::f_from_slice(&w.data)?
-            .f_reshape(&shape)?
-            .f_to(device)?;
-        var.f_copy_(&src)
-            .with_context(|| format!("loading {name}"))?;
+        let src = Tensor::f_from_slice(&w.data)?.f_reshape(&shape)?.f_to(device)?;
+        var.f_copy_(&src).with_context(|| format!("loading {name}"))?;
     }
     Ok(())
+}
+
+/// Loads the host weights whose names and shapes match variables of `vs`; returns how many.
+pub fn load_matching(vs: &mut nn::VarStore, weights: &BTreeMap<String, Tensor32>) -> Result<usize> {
+    let device = vs.device();
+    let _guard = tch::no_grad_guard();
+    let mut loaded = 0;
+    for (name, mut var) in vs.variables() {
+        let Some(w) = weights.get(&name) else { continue };
+        let shape: Vec<i64> = w.shape.iter().map(|&d| d as i64).collect();
+        if var.size() != shape {
+            continue;
+        }
+        let src = Tensor::f_from_slice(&w.data)?.f_reshape(&shape)?.f_to(device)?;
+        var.f_copy_(&src).with_context(|| format!("loading {name}"))?;
+        loaded += 1;
+    }
+    Ok(loaded)
 }

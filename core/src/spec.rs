@@ -19,9 +19,7 @@ impl Architecture {
             "gmf" => Ok(Self::Gmf),
             "mlp" => Ok(Self::Mlp),
             "neumf" => Ok(Self::NeuMF),
-            other => Err(format!(
-                "unknown architecture \"{other}\": use 'gmf', 'mlp' or 'neumf'"
-            )),
+            other => Err(format!("unknown architecture \"{other}\": use 'gmf', 'mlp' or 'neumf'")),
         }
     }
     pub fn has_gmf(self) -> bool {
@@ -61,25 +59,14 @@ impl ModelSpec {
     }
     /// Width of the vector the output layer reads.
     pub fn output_input_dim(&self) -> usize {
-        let gmf = if self.architecture.has_gmf() {
-            self.factors
-        } else {
-            0
-        };
-        let mlp = if self.architecture.has_mlp() {
-            *self.layers.last().unwrap()
-        } else {
-            0
-        };
+        let gmf = if self.architecture.has_gmf() { self.factors } else { 0 };
+        let mlp = if self.architecture.has_mlp() { *self.layers.last().unwrap() } else { 0 };
         gmf + mlp
     }
 
     pub fn validate(&self) -> Result<(), String> {
         if self.factors == 0 || self.factors > 4096 {
-            return Err(format!(
-                "factors must be between 1 and 4096, got {}",
-                self.factors
-            ));
+            return Err(format!("factors must be between 1 and 4096, got {}", self.factors));
         }
         if self.architecture.has_mlp() {
             if self.layers.len() < 2 {
@@ -89,9 +76,7 @@ impl ModelSpec {
                 ));
             }
             if let Some(bad) = self.layers.iter().find(|&&w| w == 0 || w > 16384) {
-                return Err(format!(
-                    "every layer width must be between 1 and 16384, got {bad}"
-                ));
+                return Err(format!("every layer width must be between 1 and 16384, got {bad}"));
             }
             if !self.layers[0].is_multiple_of(2) {
                 return Err(format!(
@@ -119,12 +104,101 @@ impl DeviceChoice {
             "auto" => Ok(Self::Auto),
             "cpu" => Ok(Self::Cpu),
             "cuda" | "gpu" => Ok(Self::Cuda),
-            other => Err(format!(
-                "unknown device \"{other}\": use 'auto', 'cpu' or 'cuda'"
-            )),
+            other => Err(format!("unknown device \"{other}\": use 'auto', 'cpu' or 'cuda'")),
         }
     }
 }
+
+/// How negatives are drawn each epoch (always exact: never a known positive).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Sampling {
+    /// Uniform over the items the user has not interacted with.
+    Uniform,
+    /// P(i) ∝ count(i)^exponent (word2vec's 0.75 by default).
+    Popularity { exponent: f64 },
+    /// A `share` of the negatives are the highest-scoring of `pool` uniform candidates under the
+    /// current model; the rest are uniform.
+    Hard { pool: usize, share: f64 },
+}
+
+impl Sampling {
+    pub fn parse(name: &str, exponent: f64, pool: usize, share: f64) -> Result<Self, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "uniform" => Ok(Self::Uniform),
+            "popularity" => Ok(Self::Popularity { exponent }),
+            "hard" => Ok(Self::Hard { pool, share }),
+            other => Err(format!("unknown sampling \"{other}\": use 'uniform', 'popularity' or 'hard'")),
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Uniform => "uniform",
+            Self::Popularity { .. } => "popularity",
+            Self::Hard { .. } => "hard",
+        }
+    }
+}
+
+/// Learning-rate schedule over the epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    Constant,
+    /// Cosine decay from the learning rate to 0 over the planned epochs.
+    Cosine,
+}
+
+impl LrSchedule {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "constant" => Ok(Self::Constant),
+            "cosine" => Ok(Self::Cosine),
+            other => Err(format!("unknown lr_schedule \"{other}\": use 'constant' or 'cosine'")),
+        }
+    }
+    /// Multiplier for epoch `epoch` (0-based) of `epochs`.
+    pub fn factor(self, epoch: usize, epochs: usize) -> f64 {
+        match self {
+            Self::Constant => 1.0,
+            Self::Cosine => 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos()),
+        }
+    }
+}
+
+/// The MLP tower for `factors` predictive factors: [8f, 4f, 2f, f] (64-32-16-8 at f = 8).
+pub fn default_layers(factors: usize) -> Vec<usize> {
+    vec![8 * factors, 4 * factors, 2 * factors, factors]
+}
+
+/// The shipped defaults (see [`TrainConfig::recommended`]).
+pub struct Recommended {
+    pub factors: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub epochs: usize,
+    pub negatives: usize,
+    pub patience: usize,
+    pub weight_decay: f64,
+    pub dropout: f64,
+    pub lr_schedule: LrSchedule,
+    pub sampling: Sampling,
+    pub pretrain: bool,
+}
+
+pub const RECOMMENDED: Recommended = Recommended {
+    factors: 16,
+    batch_size: 1024,
+    learning_rate: 0.003,
+    epochs: 40,
+    negatives: 4,
+    patience: 5,
+    weight_decay: 0.0,
+    dropout: 0.0,
+    lr_schedule: LrSchedule::Constant,
+    sampling: Sampling::Uniform,
+    pretrain: false,
+};
 
 /// Everything `neumf_train` accepts besides the source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,17 +213,28 @@ pub struct TrainConfig {
     pub device: DeviceChoice,
     /// libtorch intra-op threads on CPU.
     pub threads: usize,
+    pub sampling: Sampling,
+    /// Decoupled weight decay (AdamW); 0 = plain Adam.
+    pub weight_decay: f64,
+    /// Dropout on the MLP's hidden activations while training.
+    pub dropout: f64,
+    pub lr_schedule: LrSchedule,
+    /// Stop after this many epochs without a better validation HR@K (0 = never stop early).
+    pub patience: usize,
+    /// NeuMF only: train GMF and MLP first and start from their weights (He et al. §3.4.1).
+    pub pretrain: bool,
+    /// With `pretrain`, NeuMF fine-tunes at `learning_rate × finetune_lr_factor` (the paper
+    /// fine-tunes gently, with plain SGD, so as not to undo the pretrained start).
+    pub finetune_lr_factor: f64,
+    /// Cut-off K of the validation metrics.
+    pub eval_k: usize,
 }
 
 impl TrainConfig {
     /// The paper's defaults (factors 8, MLP 64-32-16-8, 4 negatives, batch 256, Adam 1e-3, 20 epochs).
     pub fn paper_defaults() -> Self {
         Self {
-            spec: ModelSpec {
-                architecture: Architecture::NeuMF,
-                factors: 8,
-                layers: vec![64, 32, 16, 8],
-            },
+            spec: ModelSpec { architecture: Architecture::NeuMF, factors: 8, layers: vec![64, 32, 16, 8] },
             epochs: 20,
             batch_size: 256,
             learning_rate: 0.001,
@@ -157,43 +242,91 @@ impl TrainConfig {
             seed: 42,
             device: DeviceChoice::Auto,
             threads: 1,
+            sampling: Sampling::Uniform,
+            weight_decay: 0.0,
+            dropout: 0.0,
+            lr_schedule: LrSchedule::Constant,
+            patience: 0,
+            pretrain: false,
+            finetune_lr_factor: 1.0,
+            eval_k: 10,
         }
+    }
+
+    /// The defaults `neumf_train` ships: chosen on a validation split carved from ML-100K's
+    /// training data (see bench/README.md), not on the test negatives.
+    pub fn recommended() -> Self {
+        let mut c = Self::paper_defaults();
+        c.spec.factors = RECOMMENDED.factors;
+        c.spec.layers = default_layers(RECOMMENDED.factors);
+        c.batch_size = RECOMMENDED.batch_size;
+        c.learning_rate = RECOMMENDED.learning_rate;
+        c.epochs = RECOMMENDED.epochs;
+        c.negatives = RECOMMENDED.negatives;
+        c.patience = RECOMMENDED.patience;
+        c.weight_decay = RECOMMENDED.weight_decay;
+        c.dropout = RECOMMENDED.dropout;
+        c.lr_schedule = RECOMMENDED.lr_schedule;
+        c.sampling = RECOMMENDED.sampling;
+        c.pretrain = RECOMMENDED.pretrain;
+        c
+    }
+
+    /// Learning rate for a batch size when none is given: the recommended rate, scaled by
+    /// √(batch / recommended batch) (square-root scaling keeps Adam stable at large batches).
+    pub fn scaled_learning_rate(batch_size: usize) -> f64 {
+        let r = Self::recommended();
+        (r.learning_rate * (batch_size as f64 / r.batch_size as f64).sqrt()).clamp(1e-5, 0.05)
     }
 
     pub fn validate(&self) -> Result<(), String> {
         self.spec.validate()?;
         if self.epochs == 0 || self.epochs > 100_000 {
-            return Err(format!(
-                "epochs must be between 1 and 100000, got {}",
-                self.epochs
-            ));
+            return Err(format!("epochs must be between 1 and 100000, got {}", self.epochs));
         }
         if self.batch_size == 0 || self.batch_size > (1 << 24) {
-            return Err(format!(
-                "batch_size must be between 1 and 16777216, got {}",
-                self.batch_size
-            ));
+            return Err(format!("batch_size must be between 1 and 16777216, got {}", self.batch_size));
         }
-        if !(self.learning_rate.is_finite()
-            && self.learning_rate > 0.0
-            && self.learning_rate <= 10.0)
-        {
-            return Err(format!(
-                "learning_rate must be in (0, 10], got {}",
-                self.learning_rate
-            ));
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
+            return Err(format!("learning_rate must be in (0, 10], got {}", self.learning_rate));
         }
         if self.negatives == 0 || self.negatives > 1000 {
-            return Err(format!(
-                "negatives (per positive) must be between 1 and 1000, got {}",
-                self.negatives
-            ));
+            return Err(format!("negatives (per positive) must be between 1 and 1000, got {}", self.negatives));
         }
         if self.threads == 0 || self.threads > 1024 {
+            return Err(format!("thread count must be between 1 and 1024, got {}", self.threads));
+        }
+        match self.sampling {
+            Sampling::Popularity { exponent } if !(exponent.is_finite() && exponent > 0.0 && exponent <= 10.0) => {
+                return Err(format!("popularity exponent must be in (0, 10], got {exponent}"));
+            }
+            Sampling::Hard { pool, share } => {
+                if !(2..=1000).contains(&pool) {
+                    return Err(format!("hard_pool must be between 2 and 1000, got {pool}"));
+                }
+                if !(share.is_finite() && share > 0.0 && share <= 1.0) {
+                    return Err(format!("hard_share must be in (0, 1], got {share}"));
+                }
+            }
+            _ => {}
+        }
+        if !(self.weight_decay.is_finite() && (0.0..1.0).contains(&self.weight_decay)) {
+            return Err(format!("weight_decay must be in [0, 1), got {}", self.weight_decay));
+        }
+        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
+            return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        if self.pretrain && self.spec.architecture != Architecture::NeuMF {
             return Err(format!(
-                "thread count must be between 1 and 1024, got {}",
-                self.threads
+                "pretrain => true needs architecture => 'neumf' (it initialises NeuMF from GMF and MLP), got '{}'",
+                self.spec.architecture
             ));
+        }
+        if !(self.finetune_lr_factor.is_finite() && self.finetune_lr_factor > 0.0 && self.finetune_lr_factor <= 10.0) {
+            return Err(format!("finetune_lr_factor must be in (0, 10], got {}", self.finetune_lr_factor));
+        }
+        if self.eval_k == 0 || self.eval_k > 1000 {
+            return Err(format!("eval_k must be between 1 and 1000, got {}", self.eval_k));
         }
         Ok(())
     }
@@ -228,6 +361,20 @@ mod tests {
         let mut c = TrainConfig::paper_defaults();
         c.negatives = 0;
         assert!(c.validate().unwrap_err().contains("negatives"));
+        let mut c = TrainConfig::paper_defaults();
+        c.sampling = Sampling::Popularity { exponent: 0.0 };
+        assert!(c.validate().unwrap_err().contains("exponent"));
+        let mut c = TrainConfig::paper_defaults();
+        c.sampling = Sampling::Hard { pool: 1, share: 0.5 };
+        assert!(c.validate().unwrap_err().contains("hard_pool"));
+        let mut c = TrainConfig::paper_defaults();
+        c.dropout = 1.0;
+        assert!(c.validate().unwrap_err().contains("dropout"));
+        let mut c = TrainConfig::paper_defaults();
+        c.spec.architecture = Architecture::Mlp;
+        c.pretrain = true;
+        assert!(c.validate().unwrap_err().contains("pretrain"));
+        TrainConfig::recommended().validate().unwrap();
         // GMF ignores the MLP tower entirely.
         let mut c = TrainConfig::paper_defaults();
         c.spec.architecture = Architecture::Gmf;
@@ -245,11 +392,7 @@ mod tests {
 
     #[test]
     fn output_width() {
-        let s = ModelSpec {
-            architecture: Architecture::NeuMF,
-            factors: 8,
-            layers: vec![64, 32, 16, 8],
-        };
+        let s = ModelSpec { architecture: Architecture::NeuMF, factors: 8, layers: vec![64, 32, 16, 8] };
         assert_eq!(s.output_input_dim(), 16);
         assert_eq!(s.mlp_embedding_dim(), 32);
     }

@@ -1,12 +1,17 @@
 //! The training loop: binary cross-entropy over positives and negatives drawn afresh every
 //! epoch, exact (never a known positive), vectorised on the training device; shuffled
-//! mini-batches; Adam. The caller observes every batch (to honour query cancel) and every epoch
-//! (to report progress).
+//! mini-batches; Adam (AdamW with weight decay). With a holdout, every epoch is validated on
+//! fixed negatives and the best epoch's weights are kept (early stopping). With `pretrain`,
+//! GMF and MLP are trained first and NeuMF starts from both (He et al. §3.4.1).
+//! The caller observes every batch (to honour query cancel) and every epoch (progress).
 
 use crate::codec::Tensor32;
 use crate::dataset::Interactions;
-use crate::model::{export_weights, NcfNet};
-use crate::spec::{DeviceChoice, TrainConfig};
+use crate::eval::{self, PairScorer, RankingMetrics};
+use crate::holdout::Holdout;
+use crate::model::{export_weights, load_matching, NcfNet};
+use crate::optim::CpuAdam;
+use crate::spec::{Architecture, DeviceChoice, Sampling, TrainConfig};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -16,12 +21,17 @@ use tch::{Device, Kind, Reduction, Tensor};
 /// Progress after one epoch.
 #[derive(Debug, Clone)]
 pub struct EpochReport {
+    /// "gmf" / "mlp" while pretraining, else the architecture.
+    pub phase: &'static str,
     pub epoch: usize,
     pub epochs: usize,
     /// Mean BCE over the epoch's samples.
     pub loss: f64,
     pub samples: usize,
     pub seconds: f64,
+    pub learning_rate: f64,
+    /// Sampled HR@K / NDCG@K on the validation holdout, when there is one.
+    pub validation: Option<RankingMetrics>,
 }
 
 impl EpochReport {
@@ -51,20 +61,22 @@ pub struct TrainOutcome {
     pub weights: BTreeMap<String, Tensor32>,
     pub device: String,
     pub final_loss: f64,
+    /// Wall time of the training epochs (and validation), all phases.
     pub seconds: f64,
+    /// Training samples processed, all phases.
     pub samples: usize,
     pub epochs: Vec<EpochReport>,
+    /// Epoch (of the final phase) whose weights were kept.
+    pub best_epoch: usize,
+    /// Validation metrics of the kept weights: sampled and full-catalogue.
+    pub validation: Option<RankingMetrics>,
 }
 
 /// Picks the training device. Touches CUDA, so only call it inside a training request.
 pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::Cpu),
-        DeviceChoice::Auto => Ok(if tch::Cuda::is_available() {
-            Device::Cuda(0)
-        } else {
-            Device::Cpu
-        }),
+        DeviceChoice::Auto => Ok(if tch::Cuda::is_available() { Device::Cuda(0) } else { Device::Cpu }),
         DeviceChoice::Cuda => {
             if tch::Cuda::is_available() {
                 Ok(Device::Cuda(0))
@@ -86,127 +98,242 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
-/// Draws `count` negatives per positive for the given users, exactly: every draw that hits a
-/// known positive (binary search in the sorted `keys` = user * n_items + item) is redrawn.
-/// Users who interacted with every item get no negatives (there are none to draw).
+fn to_device_i64(v: &[u32], device: Device) -> Result<Tensor> {
+    let v: Vec<i64> = v.iter().map(|&x| x as i64).collect();
+    Ok(Tensor::f_from_slice(&v)?.f_to(device)?)
+}
+
+/// Scores pairs with a libtorch model in evaluation mode (no dropout, no gradients).
+struct NetScorer<'a> {
+    net: &'a NcfNet,
+    device: Device,
+}
+
+impl PairScorer for NetScorer<'_> {
+    fn score_pairs(&mut self, users: &[u32], items: &[u32]) -> Result<Vec<f32>> {
+        let _guard = tch::no_grad_guard();
+        let mut out = Vec::with_capacity(users.len());
+        for (u, i) in users.chunks(1 << 18).zip(items.chunks(1 << 18)) {
+            let logits = self.net.logits(&to_device_i64(u, self.device)?, &to_device_i64(i, self.device)?);
+            out.extend(Vec::<f32>::try_from(&logits.f_to_kind(Kind::Float)?.f_to(Device::Cpu)?)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Draws negatives for every positive, exactly: a draw that hits a known positive (binary
+/// search in the sorted keys user * n_items + item) is redrawn. Users who interacted with every
+/// item get none.
 struct NegativeSampler {
     keys: Tensor,
     n_items: i64,
-    /// Positive rows whose user still has an unseen item.
-    sampleable_users: Tensor,
+    /// The user of each positive whose user still has an unseen item.
+    users: Tensor,
+    /// Popularity weights (count^exponent) for `Sampling::Popularity`.
+    weights: Option<Tensor>,
 }
 
 impl NegativeSampler {
-    fn new(data: &Interactions, users: &Tensor, device: Device) -> Result<Self> {
+    fn new(data: &Interactions, pos_users: &Tensor, sampling: Sampling, device: Device) -> Result<Self> {
         let n_items = data.n_items() as i64;
         // Interactions are sorted by (user, item), so these keys are already sorted.
-        let keys: Vec<i64> = data
-            .users
-            .iter()
-            .zip(&data.items)
-            .map(|(&u, &i)| u as i64 * n_items + i as i64)
-            .collect();
+        let keys: Vec<i64> = data.users.iter().zip(&data.items).map(|(&u, &i)| u as i64 * n_items + i as i64).collect();
         let keys = Tensor::f_from_slice(&keys)?.f_to(device)?;
-        let full: Vec<bool> = (0..data.n_users() as u32)
-            .map(|u| data.seen(u).len() as i64 >= n_items)
-            .collect();
-        let sampleable_users = if full.iter().any(|&f| f) {
+        let full: Vec<bool> = (0..data.n_users() as u32).map(|u| data.seen(u).len() as i64 >= n_items).collect();
+        let users = if full.iter().any(|&f| f) {
             let full = Tensor::f_from_slice(&full)?.f_to(device)?;
-            let keep = full.f_index_select(0, users)?.f_logical_not()?;
-            users.f_masked_select(&keep)?
+            let keep = full.f_index_select(0, pos_users)?.f_logical_not()?;
+            pos_users.f_masked_select(&keep)?
         } else {
-            users.shallow_clone()
+            pos_users.shallow_clone()
         };
-        Ok(Self {
-            keys,
-            n_items,
-            sampleable_users,
-        })
+        let weights = match sampling {
+            Sampling::Popularity { exponent } => {
+                let w: Vec<f64> = data.popularity.iter().map(|&c| (c.max(1) as f64).powf(exponent)).collect();
+                Some(Tensor::f_from_slice(&w)?.f_to_kind(Kind::Float)?.f_to(device)?)
+            }
+            _ => None,
+        };
+        Ok(Self { keys, n_items, users, weights })
     }
 
     fn is_positive(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
         let k = users.f_mul_scalar(self.n_items)?.f_add(items)?;
         let last = self.keys.size()[0] - 1;
-        let j = k
-            .f_searchsorted(&self.keys, false, false, "left", None::<Tensor>)?
-            .f_clamp_max(last)?;
+        let j = k.f_searchsorted(&self.keys, false, false, "left", None::<Tensor>)?.f_clamp_max(last)?;
         Ok(self.keys.f_index_select(0, &j)?.f_eq_tensor(&k)?)
+    }
+
+    fn raw_draw(&self, n: i64) -> Result<Tensor> {
+        let device = self.keys.device();
+        Ok(match &self.weights {
+            Some(w) => w.f_multinomial(n, true)?,
+            None => Tensor::f_randint(self.n_items, [n], (Kind::Int64, device))?,
+        })
     }
 
     /// Returns (users, items) of fresh negatives.
     fn draw(&self, per_positive: usize) -> Result<(Tensor, Tensor)> {
-        let device = self.keys.device();
-        let users =
-            self.sampleable_users
-                .f_repeat_interleave_self_int(per_positive as i64, 0, None)?;
-        let n = users.size()[0];
-        let mut items = Tensor::f_randint(self.n_items, [n], (Kind::Int64, device))?;
-        // Redraw collisions; with a few sparse users this converges in a handful of rounds.
+        let users = self.users.f_repeat_interleave_self_int(per_positive as i64, 0, None)?;
+        let mut items = self.raw_draw(users.size()[0])?;
         for _ in 0..1000 {
             let bad = self.is_positive(&users, &items)?;
             let n_bad = bad.f_sum(Kind::Int64)?.int64_value(&[]);
             if n_bad == 0 {
                 return Ok((users, items));
             }
-            let fresh = Tensor::f_randint(self.n_items, [n_bad], (Kind::Int64, device))?;
-            items = items.f_masked_scatter(&bad, &fresh)?;
+            items = items.f_masked_scatter(&bad, &self.raw_draw(n_bad)?)?;
         }
         // Users with almost every item seen: drop the rows still colliding rather than loop on.
         let ok = self.is_positive(&users, &items)?.f_logical_not()?;
         Ok((users.f_masked_select(&ok)?, items.f_masked_select(&ok)?))
     }
+
+    /// Replaces a `share` of the negatives by the highest-scoring non-positive of `pool` uniform
+    /// candidates under the current model.
+    fn harden(
+        &self,
+        net: &NcfNet,
+        users: &Tensor,
+        items: &Tensor,
+        pool: usize,
+        share: f64,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        let device = users.device();
+        let n = users.size()[0];
+        let n_hard = ((n as f64) * share).round() as i64;
+        let rows = Tensor::f_randperm(n, (Kind::Int64, device))?.f_narrow(0, 0, n_hard)?;
+        let mut items = items.f_detach_copy()?;
+        let pool = pool as i64;
+        let chunk = ((1i64 << 20) / pool).max(1);
+        let mut start = 0;
+        while start < n_hard {
+            observer.on_batch()?;
+            let len = chunk.min(n_hard - start);
+            let r = rows.f_narrow(0, start, len)?;
+            let u = users.f_index_select(0, &r)?.f_unsqueeze(1)?.f_expand([len, pool], false)?.f_reshape([-1])?;
+            let cand = Tensor::f_randint(self.n_items, [len * pool], (Kind::Int64, device))?;
+            let mut logits = net.logits(&u, &cand).f_view([len, pool])?;
+            let positive = self.is_positive(&u, &cand)?.f_view([len, pool])?;
+            let _ = logits.f_masked_fill_(&positive, f64::NEG_INFINITY)?;
+            let (best, at) = logits.f_max_dim(1, true)?;
+            let chosen = cand.f_view([len, pool])?.f_gather(1, &at, false)?.f_squeeze_dim(1)?;
+            let usable = best.f_squeeze_dim(1)?.f_isfinite()?;
+            let current = items.f_index_select(0, &r)?;
+            let _ = items.f_index_copy_(0, &r, &chosen.f_where_self(&usable, &current)?)?;
+            start += len;
+        }
+        Ok(items)
+    }
 }
 
-/// Trains `cfg.spec` on `data`. Deterministic for a given seed on CPU.
-pub fn train(
-    data: &Interactions,
-    cfg: &TrainConfig,
-    observer: &mut dyn TrainObserver,
-) -> Result<TrainOutcome> {
-    cfg.validate().map_err(anyhow::Error::msg)?;
-    if data.is_empty() {
-        bail!("no interactions to train on");
+/// libtorch's Adam on GPUs; on CPU the same arithmetic in one pass (see `optim`).
+enum Optimizer {
+    Torch(nn::Optimizer),
+    Cpu(CpuAdam),
+}
+
+impl Optimizer {
+    fn new(vs: &nn::VarStore, cfg: &TrainConfig, device: Device) -> Result<Self> {
+        Ok(if device == Device::Cpu {
+            Optimizer::Cpu(CpuAdam::new(vs.trainable_variables(), cfg.learning_rate, cfg.weight_decay)?)
+        } else if cfg.weight_decay > 0.0 {
+            Optimizer::Torch(nn::adamw(0.9, 0.999, cfg.weight_decay).build(vs, cfg.learning_rate)?)
+        } else {
+            Optimizer::Torch(nn::Adam::default().build(vs, cfg.learning_rate)?)
+        })
     }
-    let device = resolve_device(cfg.device)?;
-    tch::set_num_threads(cfg.threads as i32);
-    tch::manual_seed(cfg.seed as i64);
+    fn set_lr(&mut self, lr: f64) {
+        match self {
+            Optimizer::Torch(o) => o.set_lr(lr),
+            Optimizer::Cpu(o) => o.lr = lr,
+        }
+    }
+    fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        match self {
+            Optimizer::Torch(o) => {
+                o.zero_grad();
+                loss.backward();
+                o.step();
+            }
+            Optimizer::Cpu(o) => {
+                loss.backward();
+                o.step()?;
+            }
+        }
+        Ok(())
+    }
+}
 
-    let vs = nn::VarStore::new(device);
-    let net = NcfNet::new(&vs.root(), &cfg.spec, data.n_users(), data.n_items());
-    let mut opt = nn::Adam::default().build(&vs, cfg.learning_rate)?;
+/// One model trained to the end of its schedule (or stopped early), best weights restored.
+struct Fit {
+    weights: BTreeMap<String, Tensor32>,
+    epochs: Vec<EpochReport>,
+    best_epoch: usize,
+    validation: Option<RankingMetrics>,
+    samples: usize,
+    seconds: f64,
+}
 
-    let to_i64 = |v: &[u32]| -> Result<Tensor> {
-        let v: Vec<i64> = v.iter().map(|&x| x as i64).collect();
-        Ok(Tensor::f_from_slice(&v)?.f_to(device)?)
-    };
-    let pos_users = to_i64(&data.users)?;
-    let pos_items = to_i64(&data.items)?;
-    let sampler = NegativeSampler::new(data, &pos_users, device)?;
+/// Sampled HR then NDCG: the order early stopping ranks epochs by.
+fn better(a: &RankingMetrics, b: &RankingMetrics) -> bool {
+    (a.hr, a.ndcg) > (b.hr, b.ndcg)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fit(
+    data: &Interactions,
+    holdout: Option<&Holdout>,
+    cfg: &TrainConfig,
+    init: Option<&BTreeMap<String, Tensor32>>,
+    device: Device,
+    phase: &'static str,
+    full_eval: bool,
+    observer: &mut dyn TrainObserver,
+) -> Result<Fit> {
+    let mut vs = nn::VarStore::new(device);
+    let sparse = device == Device::Cpu; // CpuAdam takes sparse embedding gradients
+    let net =
+        NcfNet::with_gradients(&vs.root(), &cfg.spec, data.n_users(), data.n_items(), sparse).with_dropout(cfg.dropout);
+    if let Some(w) = init {
+        load_matching(&mut vs, w)?;
+    }
+    let mut opt = Optimizer::new(&vs, cfg, device)?;
+
+    let pos_users = to_device_i64(&data.users, device)?;
+    let pos_items = to_device_i64(&data.items, device)?;
+    let sampler = NegativeSampler::new(data, &pos_users, cfg.sampling, device)?;
     let n_pos = data.len() as i64;
 
     let started = Instant::now();
-    let mut epochs = Vec::with_capacity(cfg.epochs);
-    let mut total_samples = 0usize;
+    let mut epochs: Vec<EpochReport> = Vec::with_capacity(cfg.epochs);
+    let mut samples = 0usize;
+    let mut best: Option<(RankingMetrics, usize, Vec<Tensor>)> = None;
+    let mut since_best = 0;
     for epoch in 1..=cfg.epochs {
         let epoch_start = Instant::now();
-        let (neg_users, neg_items) = sampler.draw(cfg.negatives)?;
+        let lr = cfg.learning_rate * cfg.lr_schedule.factor(epoch - 1, cfg.epochs);
+        opt.set_lr(lr);
+        let (neg_users, mut neg_items) = sampler.draw(cfg.negatives)?;
+        if let Sampling::Hard { pool, share } = cfg.sampling {
+            if epoch > 1 {
+                // The first epoch's model knows nothing yet: its "hard" picks would be noise.
+                neg_items = sampler.harden(&net, &neg_users, &neg_items, pool, share, observer)?;
+            }
+        }
         let n_neg = neg_users.size()[0];
         let users = Tensor::f_cat(&[&pos_users, &neg_users], 0)?;
         let items = Tensor::f_cat(&[&pos_items, &neg_items], 0)?;
         let labels = Tensor::f_cat(
-            &[
-                Tensor::f_ones([n_pos], (Kind::Float, device))?,
-                Tensor::f_zeros([n_neg], (Kind::Float, device))?,
-            ],
+            &[Tensor::f_ones([n_pos], (Kind::Float, device))?, Tensor::f_zeros([n_neg], (Kind::Float, device))?],
             0,
         )?;
         let n = n_pos + n_neg;
         let perm = Tensor::f_randperm(n, (Kind::Int64, device))?;
-        let (users, items, labels) = (
-            users.f_index_select(0, &perm)?,
-            items.f_index_select(0, &perm)?,
-            labels.f_index_select(0, &perm)?,
-        );
+        let (users, items, labels) =
+            (users.f_index_select(0, &perm)?, items.f_index_select(0, &perm)?, labels.f_index_select(0, &perm)?);
 
         // Summed on the device; read once per epoch so GPU batches never wait on the host.
         let mut loss_sum = Tensor::f_zeros([], (Kind::Double, device))?;
@@ -218,18 +345,14 @@ pub fn train(
             let u = users.f_narrow(0, start, len)?;
             let i = items.f_narrow(0, start, len)?;
             let y = labels.f_narrow(0, start, len)?;
-            let loss = net
-                .logits(&u, &i)
-                .f_binary_cross_entropy_with_logits::<Tensor>(&y, None, None, Reduction::Mean)?;
-            opt.zero_grad();
-            loss.backward();
-            opt.step();
-            let _ = loss_sum.f_add_(
-                &loss
-                    .f_detach()?
-                    .f_to_kind(Kind::Double)?
-                    .f_mul_scalar(len as f64)?,
+            let loss = net.logits_t(&u, &i, true).f_binary_cross_entropy_with_logits::<Tensor>(
+                &y,
+                None,
+                None,
+                Reduction::Mean,
             )?;
+            opt.backward_step(&loss)?;
+            let _ = loss_sum.f_add_(&loss.f_detach()?.f_to_kind(Kind::Double)?.f_mul_scalar(len as f64)?)?;
             start += len;
         }
         let loss = loss_sum.f_double_value(&[])? / n as f64;
@@ -239,25 +362,148 @@ pub fn train(
                 cfg.learning_rate
             );
         }
-        total_samples += n as usize;
+        samples += n as usize;
+        let train_seconds = epoch_start.elapsed().as_secs_f64();
+
+        let validation = match holdout {
+            Some(h) if !h.is_empty() => Some(eval::sampled(&mut NetScorer { net: &net, device }, h, cfg.eval_k)?),
+            _ => None,
+        };
         let report = EpochReport {
+            phase,
             epoch,
             epochs: cfg.epochs,
             loss,
             samples: n as usize,
-            seconds: epoch_start.elapsed().as_secs_f64(),
+            seconds: train_seconds,
+            learning_rate: lr,
+            validation,
         };
         observer.on_epoch(&report)?;
         epochs.push(report);
+
+        if let Some(v) = validation {
+            if best.as_ref().is_none_or(|(b, _, _)| better(&v, b)) {
+                let _guard = tch::no_grad_guard();
+                let snapshot = vs.trainable_variables().iter().map(|t| t.f_detach_copy()).collect::<Result<_, _>>()?;
+                best = Some((v, epoch, snapshot));
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if cfg.patience > 0 && since_best >= cfg.patience {
+                    break;
+                }
+            }
+        }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let weights = export_weights(&vs)?;
-    Ok(TrainOutcome {
-        weights,
-        device: device_name(device),
-        final_loss: epochs.last().map(|e| e.loss).unwrap_or(f64::NAN),
-        seconds,
-        samples: total_samples,
+    let mut best_epoch = epochs.len();
+    let mut validation = None;
+    if let Some((metrics, epoch, snapshot)) = best {
+        let _guard = tch::no_grad_guard();
+        for (mut var, saved) in vs.trainable_variables().into_iter().zip(&snapshot) {
+            var.f_copy_(saved)?;
+        }
+        best_epoch = epoch;
+        let mut m = metrics;
+        if full_eval {
+            let h = holdout.expect("validation metrics imply a holdout");
+            let (recall, ndcg, users) =
+                eval::full_catalogue(&mut NetScorer { net: &net, device }, data, h, cfg.eval_k, 2000)?;
+            (m.full_recall, m.full_ndcg, m.full_users) = (Some(recall), Some(ndcg), Some(users));
+        }
+        validation = Some(m);
+    }
+    Ok(Fit {
+        weights: export_weights(&vs)?,
         epochs,
+        best_epoch,
+        validation,
+        samples,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// NeuMF's starting point from trained GMF and MLP: their embeddings and towers as they are,
+/// output weights h = [α h_GMF ; (1 − α) h_MLP] (He et al. §3.4.1, α = 0.5).
+fn fuse_pretrained(
+    gmf: &BTreeMap<String, Tensor32>,
+    mlp: &BTreeMap<String, Tensor32>,
+    alpha: f32,
+) -> Result<BTreeMap<String, Tensor32>> {
+    let mut w: BTreeMap<String, Tensor32> = BTreeMap::new();
+    w.extend(gmf.iter().filter(|(k, _)| k.starts_with("gmf.")).map(|(k, v)| (k.clone(), v.clone())));
+    w.extend(mlp.iter().filter(|(k, _)| k.starts_with("mlp.")).map(|(k, v)| (k.clone(), v.clone())));
+    let get = |m: &BTreeMap<String, Tensor32>, k: &str| {
+        m.get(k).cloned().ok_or_else(|| anyhow::anyhow!("pretrained model lacks {k}"))
+    };
+    let (hg, hm) = (get(gmf, "output.weight")?, get(mlp, "output.weight")?);
+    let (bg, bm) = (get(gmf, "output.bias")?, get(mlp, "output.bias")?);
+    let mut h: Vec<f32> = hg.data.iter().map(|x| alpha * x).collect();
+    h.extend(hm.data.iter().map(|x| (1.0 - alpha) * x));
+    w.insert("output.weight".into(), Tensor32 { shape: vec![1, h.len()], data: h });
+    w.insert(
+        "output.bias".into(),
+        Tensor32 { shape: vec![1], data: vec![alpha * bg.data[0] + (1.0 - alpha) * bm.data[0]] },
+    );
+    Ok(w)
+}
+
+/// Trains `cfg.spec` on `data`, validating on `holdout` when given. Deterministic for a given
+/// seed on CPU.
+pub fn train(
+    data: &Interactions,
+    holdout: Option<&Holdout>,
+    cfg: &TrainConfig,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome> {
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    if data.is_empty() {
+        bail!("no interactions to train on");
+    }
+    let per_epoch = data.len() * (1 + cfg.negatives);
+    if cfg.batch_size > per_epoch {
+        bail!(
+            "batch_size {} is larger than an epoch ({} interactions × (1 + {} negatives) = {per_epoch} samples); use a smaller batch_size",
+            cfg.batch_size,
+            data.len(),
+            cfg.negatives
+        );
+    }
+    let device = resolve_device(cfg.device)?;
+    tch::set_num_threads(cfg.threads as i32);
+    tch::manual_seed(cfg.seed as i64);
+
+    let last = if cfg.pretrain {
+        let part = |arch: Architecture| {
+            let mut c = cfg.clone();
+            c.spec.architecture = arch;
+            c.pretrain = false;
+            c
+        };
+        let gmf = fit(data, holdout, &part(Architecture::Gmf), None, device, "gmf", false, observer)?;
+        let mlp = fit(data, holdout, &part(Architecture::Mlp), None, device, "mlp", false, observer)?;
+        let init = fuse_pretrained(&gmf.weights, &mlp.weights, 0.5)?;
+        let mut fine = cfg.clone();
+        fine.learning_rate *= cfg.finetune_lr_factor;
+        let mut neumf = fit(data, holdout, &fine, Some(&init), device, "neumf", holdout.is_some(), observer)?;
+        let mut epochs = gmf.epochs;
+        epochs.extend(mlp.epochs);
+        epochs.append(&mut neumf.epochs);
+        neumf.epochs = epochs;
+        neumf.samples += gmf.samples + mlp.samples;
+        neumf.seconds += gmf.seconds + mlp.seconds;
+        neumf
+    } else {
+        fit(data, holdout, cfg, None, device, cfg.spec.architecture.as_str(), holdout.is_some(), observer)?
+    };
+    Ok(TrainOutcome {
+        weights: last.weights,
+        device: device_name(device),
+        final_loss: last.epochs.last().map(|e| e.loss).unwrap_or(f64::NAN),
+        seconds: last.seconds,
+        samples: last.samples,
+        best_epoch: last.best_epoch,
+        validation: last.validation,
+        epochs: last.epochs,
     })
 }

@@ -52,14 +52,9 @@ fn learns_planted_clusters_for_every_architecture() {
     let (data, held_out) = common::planted(300, 200, 5, 12, 7);
     for arch in [Architecture::Gmf, Architecture::Mlp, Architecture::NeuMF] {
         let cfg = config(arch, 8);
-        let out = train(&data, &cfg, &mut Quiet).unwrap();
-        assert!(
-            out.final_loss < out.epochs[0].loss,
-            "{arch}: loss did not fall"
-        );
-        let blob = artifact(&data, &cfg, out.weights)
-            .encode(&BTreeMap::new())
-            .unwrap();
+        let out = train(&data, None, &cfg, &mut Quiet).unwrap();
+        assert!(out.final_loss < out.epochs[0].loss, "{arch}: loss did not fall");
+        let blob = artifact(&data, &cfg, out.weights).encode(&BTreeMap::new()).unwrap();
         let model = ScoringModel::from_artifact(ModelArtifact::decode(&blob).unwrap()).unwrap();
         // HR@10 of the held-out item among 49 random unseen items (random ranking: 0.2).
         let mut rng = StdRng::seed_from_u64(1);
@@ -77,11 +72,7 @@ fn learns_planted_clusters_for_every_architecture() {
             let scores: Vec<f32> = cands.iter().map(|&i| ctx.score(i)).collect();
             hr.add_rank(rank_of_first(&scores));
         }
-        assert!(
-            hr.hr() > 0.6,
-            "{arch}: HR@10 {} on planted clusters",
-            hr.hr()
-        );
+        assert!(hr.hr() > 0.6, "{arch}: HR@10 {} on planted clusters", hr.hr());
     }
 }
 
@@ -93,7 +84,7 @@ fn kernel_matches_libtorch_forward() {
         let mut cfg = config(arch, 2);
         cfg.spec.factors = 16;
         cfg.spec.layers = vec![32, 24, 12, 6];
-        let out = train(&data, &cfg, &mut Quiet).unwrap();
+        let out = train(&data, None, &cfg, &mut Quiet).unwrap();
         let weights = out.weights.clone();
         let model = ScoringModel::from_artifact(artifact(&data, &cfg, out.weights)).unwrap();
 
@@ -101,11 +92,9 @@ fn kernel_matches_libtorch_forward() {
         let net = NcfNet::new(&vs.root(), &cfg.spec, data.n_users(), data.n_items());
         load_weights(&mut vs, &weights).unwrap();
         let (nu, ni) = (data.n_users() as i64, data.n_items() as i64);
-        let users =
-            Tensor::arange(nu, (Kind::Int64, Device::Cpu)).repeat_interleave_self_int(ni, 0, None);
+        let users = Tensor::arange(nu, (Kind::Int64, Device::Cpu)).repeat_interleave_self_int(ni, 0, None);
         let items = Tensor::arange(ni, (Kind::Int64, Device::Cpu)).repeat([nu]);
-        let reference: Vec<f32> =
-            Vec::try_from(&tch::no_grad(|| net.logits(&users, &items))).unwrap();
+        let reference: Vec<f32> = Vec::try_from(&tch::no_grad(|| net.logits(&users, &items))).unwrap();
 
         let mut max_diff = 0f32;
         for u in 0..nu as u32 {
@@ -115,10 +104,7 @@ fn kernel_matches_libtorch_forward() {
                 max_diff = max_diff.max((ctx.logit(i) - want).abs());
             }
         }
-        assert!(
-            max_diff <= 1e-5,
-            "{arch}: kernel differs from libtorch by {max_diff}"
-        );
+        assert!(max_diff <= 1e-5, "{arch}: kernel differs from libtorch by {max_diff}");
     }
 }
 
@@ -130,7 +116,7 @@ fn cuda_request_without_gpu_is_a_clear_error() {
     let (data, _) = common::planted(20, 20, 2, 4, 1);
     let mut cfg = config(Architecture::NeuMF, 1);
     cfg.device = DeviceChoice::Cuda;
-    let err = train(&data, &cfg, &mut Quiet).unwrap_err().to_string();
+    let err = train(&data, None, &cfg, &mut Quiet).unwrap_err().to_string();
     assert!(err.contains("no CUDA device"), "{err}");
 }
 
@@ -139,7 +125,7 @@ fn same_seed_same_model_on_cpu() {
     let _turn = serial();
     let (data, _) = common::planted(50, 40, 2, 6, 2);
     let cfg = config(Architecture::NeuMF, 2);
-    let a = train(&data, &cfg, &mut Quiet).unwrap();
-    let b = train(&data, &cfg, &mut Quiet).unwrap();
+    let a = train(&data, None, &cfg, &mut Quiet).unwrap();
+    let b = train(&data, None, &cfg, &mut Quiet).unwrap();
     assert_eq!(a.weights, b.weights);
 }
