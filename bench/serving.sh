@@ -21,24 +21,25 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 echo "== setup: PostgreSQL on 127.0.0.1:$PGPORT, shared_preload_libraries = 'neumf'"
 cluster start
 psql -X -q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'neumf_bench'" | grep -q 1 || psql -X -q -d postgres -c "CREATE DATABASE neumf_bench"
-q "ALTER SYSTEM RESET shared_preload_libraries" >/dev/null; cluster restart
+cluster restart
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE EXTENSION IF NOT EXISTS neumf;
 DROP TABLE IF EXISTS ml_train, precomputed;
 CREATE TABLE ml_train (user_id int, item_id int, rating int, ts bigint);
 \copy ml_train FROM '$d/loo.train.tsv'
 SQL
-if [ "$(q "SELECT count(*) FROM neumf_models WHERE model = 'ml100k'")" = 0 ]; then
-  echo "   training ml100k (paper defaults, 20 epochs)"
-  q "SELECT version FROM neumf_train('ml100k', 'ml_train')" >/dev/null
+if [ "$(q "SELECT count(*) FROM neumf_models WHERE model = 'ml100k' AND hyperparameters->>'factors' = '8'")" = 0 ]; then
+  echo "   training ml100k (paper recipe: NeuMF f8, 64-32-16-8, 20 epochs)"
+  q "SELECT neumf_drop('ml100k', if_exists => true)" >/dev/null
+  q "SELECT version FROM neumf_train('ml100k', 'ml_train', factors => 8, batch_size => 256, learning_rate => 0.001, epochs => 20, pretrain => false, validation => false)" >/dev/null
 fi
 # Baseline: 100 precomputed rows per user (the model's own scores of 100 random items).
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
-SELECT setseed(0.5);
+SELECT setseed(0.5) \gset
 CREATE TABLE precomputed AS
   SELECT u AS user_id, i AS item_id, neumf_score('ml100k', u, i) AS score
   FROM generate_series(1, 943) u,
-       LATERAL (SELECT DISTINCT 1 + floor(random() * 1682)::int + 0 * u AS i FROM generate_series(1, 110) LIMIT 100) c;
+       LATERAL (SELECT i FROM generate_series(1, 1682) i ORDER BY random() + 0 * u LIMIT 100) c;
 CREATE INDEX ON precomputed (user_id, score DESC);
 VACUUM ANALYZE precomputed;
 SQL
@@ -73,10 +74,10 @@ first_call() { # → median and max milliseconds of the first neumf_rank on 30 f
   done | sort -n | awk '{a[NR]=$1} END {printf "%.2f %.2f\n", a[int((NR+1)/2)], a[NR]}'
 }
 read -r first_pre_p50 first_pre_max < <(first_call)
-q "ALTER SYSTEM SET shared_preload_libraries = ''" >/dev/null; cluster restart
+NEUMF_PG_OPTIONS="-c shared_preload_libraries=''" cluster restart
 read -r first_nopre_p50 first_nopre_max < <(first_call)
 rank_c_nopre=$(tps -C -f "$here/pgbench_rank.sql")
-q "ALTER SYSTEM RESET shared_preload_libraries" >/dev/null; cluster restart
+cluster restart
 
 echo "== 4. backend memory (USS = private pages, from /proc/PID/smaps_rollup)"
 uss() { awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$1/smaps_rollup"; }

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL 15 cluster on loopback, for the demo and the end-to-end tests.
 #   scripts/cluster.sh start|stop|restart|status|psql [args]
-# Environment: NEUMF_PGDATA (data directory), NEUMF_PGPORT (port). The server listens on
+# Environment: NEUMF_PGDATA (data directory), NEUMF_PGPORT (port), NEUMF_PG_OPTIONS (extra
+# server options for this start, e.g. "-c shared_preload_libraries=''"). The server listens on
 # 127.0.0.1 only. As root, the server runs as the `postgres` user (initdb refuses root).
 set -euo pipefail
 PG_BIN=/usr/lib/postgresql/15/bin
 PGDATA=${NEUMF_PGDATA:-/var/tmp/neumf/cluster}
 PORT=${NEUMF_PGPORT:-5499}
 
+# The server gets no RUST_BACKTRACE from the caller's shell: with it, pgrx appends a
+# backtrace to every ERROR, and clients should see one clear line.
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- env -u RUST_BACKTRACE "$@"; else env -u RUST_BACKTRACE "$@"; fi
 }
 
 start() {
@@ -33,7 +36,7 @@ shared_preload_libraries = 'neumf'
 CONF
   fi
   if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
-    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 start >/dev/null
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 ${NEUMF_PG_OPTIONS:+-o "$NEUMF_PG_OPTIONS"} start >/dev/null
   fi
 }
 

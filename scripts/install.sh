@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
-# Builds neumf in release mode and installs it into the system PostgreSQL 15, then shows that
-# the installed library finds libtorch by itself (rpath, no LD_LIBRARY_PATH).
+# Builds neumf in release mode and installs it into the system PostgreSQL 15:
+#   neumf.so          the extension (serving, storage, SQL); no libtorch in it
+#   neumf_trainer.so  training (libtorch), dlopen'ed by neumf_train only
+# then checks that both resolve every library by themselves (rpath, no LD_LIBRARY_PATH) and
+# that the trainer keeps libtorch's CUDA library linked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 sudo_flag=()
 [ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
 build_log=$(mktemp)
-if ! cargo pgrx install --release --pg-config "$PG_CONFIG" "${sudo_flag[@]}" >"$build_log" 2>&1; then
+if ! cargo pgrx install --release --pg-config "$PG_CONFIG" "${sudo_flag[@]}" >"$build_log" 2>&1 \
+   || ! cargo build --release -p neumf-trainer >>"$build_log" 2>&1; then
   cat "$build_log" >&2; exit 1
 fi
 sed 's/\x1b\[[0-9;]*m//g' "$build_log" | grep -E "^ *(Installing|Finished) " || true
 rm -f "$build_log"
-lib="$("$PG_CONFIG" --pkglibdir)/neumf.so"
-[ -f "$lib" ] || { echo "install failed: $lib missing" >&2; exit 1; }
-if ldd "$lib" | grep -q "not found"; then
-  echo "installed $lib has unresolved libraries:" >&2; ldd "$lib" | grep "not found" >&2; exit 1
+libdir=$("$PG_CONFIG" --pkglibdir)
+target=${CARGO_TARGET_DIR:-target}
+as_root install -m 755 "$target/release/libneumf_trainer.so" "$libdir/neumf_trainer.so"
+for lib in "$libdir/neumf.so" "$libdir/neumf_trainer.so"; do
+  if ldd "$lib" | grep -q "not found"; then
+    echo "installed $lib has unresolved libraries:" >&2; ldd "$lib" | grep "not found" >&2; exit 1
+  fi
+done
+if ldd "$libdir/neumf.so" | grep -q libtorch; then
+  echo "neumf.so links libtorch; it must not (serving backends would map it)" >&2; exit 1
 fi
+ldd "$libdir/neumf_trainer.so" | grep -q libtorch_cuda.so || { echo "neumf_trainer.so lost libtorch_cuda.so (--as-needed?)" >&2; exit 1; }
+echo "    Installed $libdir/neumf.so and $libdir/neumf_trainer.so"

@@ -1,11 +1,13 @@
 //! neumf: Neural Collaborative Filtering inside PostgreSQL.
 //!
-//! This crate is the thin pgrx layer; the algorithms live in `neumf-core` (no pgrx there).
+//! This crate is the thin pgrx layer; the algorithms live in `neumf-core` (no pgrx there), and
+//! training runs in `trainer/`, a separate library loaded only by `neumf_train`, so this one
+//! never links libtorch.
 //! Where each SQL function's code is:
 //!
 //! | SQL                                             | file             |
 //! |-------------------------------------------------|------------------|
-//! | `neumf_train`                                   | `src/train.rs`   |
+//! | `neumf_train`                                   | `src/train.rs`, `src/trainer.rs` → `trainer/` (libtorch, dlopen'ed) |
 //! | `neumf_score`, `neumf_rank`, `neumf_recommend`  | `src/serve.rs`   |
 //! | `neumf_evaluate`                                | `src/evaluate.rs` |
 //! | `neumf_activate`, `neumf_drop`, `neumf_export`, `neumf_cache`, `neumf_models` | `src/admin.rs`, `sql/finalize.sql` |
@@ -27,6 +29,7 @@ mod serve;
 mod source;
 mod storage;
 mod train;
+mod trainer;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -35,7 +38,7 @@ pgrx::extension_sql_file!("../sql/synthetic.sql", name = "synthetic");
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Runs at load time, possibly in the postmaster (shared_preload_libraries): registers GUCs
-/// only. Never touches CUDA or libtorch state here.
+/// only. libtorch is not part of this library at all (see src/trainer.rs).
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();

@@ -1,47 +1,14 @@
-//! `neumf_train`: read the source, hold out a validation split, train with libtorch (CUDA when
-//! present), store a new version in the caller's transaction, and activate it.
+//! `neumf_train`: read the source, train in the trainer library (libtorch, CUDA when present;
+//! see src/trainer.rs), store a new version in the caller's transaction, and activate it.
 
-use crate::errors::{internal, invalid_argument, OrRaise};
-use crate::{guc, source, storage};
+use crate::errors::{invalid_argument, OrRaise};
+use crate::{guc, source, storage, trainer};
 use neumf_core::codec::ModelArtifact;
 use neumf_core::dataset::Interactions;
-use neumf_core::holdout::{leave_one_out, Holdout};
 use neumf_core::spec::{default_layers, Architecture, DeviceChoice, LrSchedule, Sampling, TrainConfig};
-use neumf_core::train::{train, EpochReport, TrainObserver, TrainOutcome};
 use pgrx::prelude::*;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-
-/// Checks for query cancel / statement_timeout between batches and reports each epoch.
-struct SqlProgress<'a> {
-    model: &'a str,
-}
-
-impl TrainObserver for SqlProgress<'_> {
-    fn on_batch(&mut self) -> anyhow::Result<()> {
-        pg_sys::check_for_interrupts!();
-        Ok(())
-    }
-    fn on_epoch(&mut self, r: &EpochReport) -> anyhow::Result<()> {
-        let validation = r
-            .validation
-            .map(|v| format!(", validation HR@{k} {:.4} NDCG@{k} {:.4}", v.hr, v.ndcg, k = v.k))
-            .unwrap_or_default();
-        notice!(
-            "neumf \"{}\" {} epoch {}/{}: loss {:.4}{validation}, {} samples in {:.2} s ({:.0} samples/s)",
-            self.model,
-            r.phase,
-            r.epoch,
-            r.epochs,
-            r.loss,
-            r.samples,
-            r.seconds,
-            r.samples_per_second()
-        );
-        Ok(())
-    }
-}
 
 fn positive(name: &str, value: i64) -> usize {
     if value <= 0 {
@@ -54,36 +21,16 @@ fn positive(name: &str, value: i64) -> usize {
 /// from this many such users on.
 const MIN_VALIDATION_USERS: usize = 10;
 
-fn validation_split(data: &Interactions, requested: Option<bool>, seed: u64) -> Option<(Interactions, Holdout)> {
+/// Whether to hold out each user's latest interaction for validation.
+fn use_validation(data: &Interactions, requested: Option<bool>) -> bool {
     let eligible = (0..data.n_users()).filter(|&u| data.user_ptr[u + 1] - data.user_ptr[u] >= 2).count();
     match requested {
-        Some(false) => None,
+        Some(false) => false,
         Some(true) if eligible == 0 => {
             invalid_argument("validation => true needs users with at least two interactions; this source has none")
         }
-        None if eligible < MIN_VALIDATION_USERS => None,
-        _ => Some(leave_one_out(data, 99, seed)),
-    }
-}
-
-/// Runs the core trainer, turning libtorch panics (e.g. CUDA out of memory) into clean ERRORs
-/// while letting PostgreSQL's own errors (query cancel, statement_timeout) pass unchanged.
-fn run_training(data: &Interactions, holdout: Option<&Holdout>, cfg: &TrainConfig, model: &str) -> TrainOutcome {
-    let mut progress = SqlProgress { model };
-    match catch_unwind(AssertUnwindSafe(|| train(data, holdout, cfg, &mut progress))) {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => internal("training failed", &e),
-        Err(payload) => {
-            if payload.downcast_ref::<pg_sys::panic::CaughtError>().is_some() {
-                resume_unwind(payload);
-            }
-            let text = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "libtorch panicked".into());
-            internal("training failed", &anyhow::anyhow!(text))
-        }
+        Some(true) => true,
+        None => eligible >= MIN_VALIDATION_USERS,
     }
 }
 
@@ -116,6 +63,7 @@ fn neumf_train(
     validation: default!(Option<bool>, "NULL"),
     patience: default!(Option<i32>, "NULL"),
     pretrain: default!(Option<bool>, "NULL"),
+    refit: default!(Option<bool>, "NULL"),
 ) -> TableIterator<
     'static,
     (
@@ -184,6 +132,7 @@ fn neumf_train(
     }
     // Pretraining is NeuMF's; the other architectures simply do not default to it.
     cfg.pretrain = pretrain.unwrap_or(cfg.pretrain && cfg.spec.architecture == Architecture::NeuMF);
+    cfg.refit = refit.unwrap_or(cfg.refit);
     cfg.validate().unwrap_or_else(|e| invalid_argument(e));
     if let Some(m) = min_rating {
         if !m.is_finite() {
@@ -201,7 +150,7 @@ fn neumf_train(
             data.rows_read, skipped.null_user, skipped.null_item, skipped.below_min_rating
         ));
     }
-    let split = validation_split(&data, validation, cfg.seed);
+    let validate = use_validation(&data, validation);
     notice!(
         "neumf \"{model_name}\": {} rows read → {} users, {} items, {} interactions (skipped {} NULL ids, {} below min_rating; {} duplicates collapsed){}",
         data.rows_read,
@@ -211,22 +160,22 @@ fn neumf_train(
         skipped.null_user + skipped.null_item,
         skipped.below_min_rating,
         skipped.duplicates,
-        match &split {
-            Some((_, h)) => format!("; {} held out for validation ({} by ts)", h.len(), if data.ts.is_some() { "latest" } else { "random" }),
-            None => String::new(),
+        if validate {
+            format!(
+                "; each user's {} interaction held out for validation",
+                if data.ts.is_some() { "latest (by ts)" } else { "random" }
+            )
+        } else {
+            String::new()
         }
     );
-    let (train_data, holdout) = match &split {
-        Some((t, h)) => (t, Some(h)),
-        None => (&data, None),
-    };
-    let outcome = run_training(train_data, holdout, &cfg, model_name);
+    let (weights, outcome) = trainer::train(&data, &cfg, validate, model_name);
     let samples_per_second = outcome.samples as f64 / outcome.seconds.max(1e-9);
 
     // Seen lists and popularity come from all the data: the holdout items are the user's too.
     let artifact = ModelArtifact {
         spec: cfg.spec.clone(),
-        weights: outcome.weights,
+        weights,
         user_ids: data.user_ids.clone(),
         item_ids: data.item_ids.clone(),
         seen_ptr: data.user_ptr.clone(),
@@ -254,9 +203,11 @@ fn neumf_train(
         "weight_decay": cfg.weight_decay,
         "dropout": cfg.dropout,
         "lr_schedule": cfg.lr_schedule,
-        "validation": holdout.is_some(),
+        "validation": validate,
         "patience": cfg.patience,
         "pretrain": cfg.pretrain,
+        "finetune_lr_factor": cfg.finetune_lr_factor,
+        "refit": outcome.refit,
     });
     let rows_skipped = json!({
         "null_user_id": skipped.null_user,
@@ -266,6 +217,7 @@ fn neumf_train(
     });
     let metrics = json!({
         "validation": outcome.validation,
+        "validation_users": outcome.holdout_users,
         "best_epoch": outcome.best_epoch,
         "samples_per_second": samples_per_second,
         "epochs": outcome.epochs.iter().map(|e| json!({

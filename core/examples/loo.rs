@@ -16,7 +16,7 @@ use neumf_core::holdout::{leave_one_out, Holdout};
 use neumf_core::ids::{IdKind, IdMap, IdRef};
 use neumf_core::infer::ScoringModel;
 use neumf_core::spec::{Architecture, DeviceChoice, LrSchedule, Sampling, TrainConfig};
-use neumf_core::train::{train, EpochReport, TrainObserver};
+use neumf_core::train::{train, train_and_refit, EpochReport, TrainObserver};
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -146,15 +146,20 @@ fn main() -> anyhow::Result<()> {
         train_seconds: 0.0,
         trace: vec![],
     };
-    let out = train(&train_data, eval_holdout, &cfg, &mut progress)?;
+    cfg.refit = get("refit", "false") == "true";
+    let out = if cfg.refit && holdout.is_some() && !trace_test {
+        train_and_refit(&full, &train_data, holdout.as_ref().unwrap(), &cfg, &mut progress)?
+    } else {
+        train(&train_data, eval_holdout, &cfg, &mut progress)?
+    };
     let art = ModelArtifact {
         spec: cfg.spec.clone(),
         weights: out.weights,
         user_ids: full.user_ids.clone(),
         item_ids: full.item_ids.clone(),
-        seen_ptr: train_data.user_ptr.clone(),
-        seen_items: train_data.items.clone(),
-        popularity: train_data.popularity.clone(),
+        seen_ptr: full.user_ptr.clone(),
+        seen_items: full.items.clone(),
+        popularity: full.popularity.clone(),
     };
     let model = ScoringModel::from_artifact(art)?;
     let test_metrics = eval::sampled(&mut Kernel(&model), &test, 10)?;

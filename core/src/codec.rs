@@ -77,6 +77,30 @@ fn id_tensors(prefix: &str, ids: &IdMap, out: &mut Vec<(String, Owned)>) {
     }
 }
 
+/// Weights alone as a safetensors blob (how the trainer library hands them back).
+pub fn encode_weights(weights: &BTreeMap<String, Tensor32>) -> Result<Vec<u8>> {
+    let owned: Vec<(String, Vec<usize>, Vec<u8>)> =
+        weights.iter().map(|(n, t)| (n.clone(), t.shape.clone(), le_bytes(&t.data, f32::to_le_bytes))).collect();
+    let views: Vec<(String, TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, shape, bytes)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
+        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    Ok(safetensors::serialize(views, &None)?)
+}
+
+pub fn decode_weights(blob: &[u8]) -> Result<BTreeMap<String, Tensor32>> {
+    let st = SafeTensors::deserialize(blob)?;
+    let mut weights = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            bail!("weight {name} is not f32");
+        }
+        let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        weights.insert(name, Tensor32 { shape: view.shape().to_vec(), data });
+    }
+    Ok(weights)
+}
+
 impl ModelArtifact {
     pub fn encode(&self, extra_metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
         let mut tensors: Vec<(String, Owned)> = Vec::new();
@@ -202,5 +226,6 @@ mod tests {
         assert_eq!(back.seen_items, art.seen_items);
         assert_eq!(back.popularity, art.popularity);
         assert!(ModelArtifact::decode(b"garbage").is_err());
+        assert_eq!(decode_weights(&encode_weights(&art.weights).unwrap()).unwrap(), art.weights);
     }
 }

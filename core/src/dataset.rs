@@ -113,6 +113,21 @@ impl Interactions {
         &self.items[self.user_ptr[u] as usize..self.user_ptr[u + 1] as usize]
     }
 
+    /// Interactions over dense indices only (placeholder id maps), e.g. as handed to the trainer.
+    pub fn from_pairs(
+        n_users: usize,
+        n_items: usize,
+        users: &[u32],
+        items: &[u32],
+        ts: Option<&[f64]>,
+    ) -> Interactions {
+        let mut b = InteractionsBuilder::new(IdMap::placeholder(n_users), IdMap::placeholder(n_items));
+        for (r, (&u, &i)) in users.iter().zip(items).enumerate() {
+            b.push_at(u, i, ts.map_or(f64::NAN, |t| t[r]));
+        }
+        b.finish()
+    }
+
     /// Rebuilds from kept rows (indices into `users`/`items`), with the same id maps.
     pub fn subset(&self, keep: impl Iterator<Item = usize>) -> Interactions {
         let mut b = InteractionsBuilder::new(self.user_ids.clone(), self.item_ids.clone());

@@ -6,14 +6,14 @@
 use crate::dataset::Interactions;
 use crate::holdout::Holdout;
 use crate::metrics::{rank_of_first, HitRate};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Scores (user, item) pairs: logits or probabilities, higher is better.
 pub trait PairScorer {
     fn score_pairs(&mut self, users: &[u32], items: &[u32]) -> anyhow::Result<Vec<f32>>;
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct RankingMetrics {
     pub k: usize,
     pub users: usize,

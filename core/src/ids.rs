@@ -47,6 +47,11 @@ impl IdMap {
         }
     }
 
+    /// Ids 0..n without a reverse index: for training, which only needs the counts.
+    pub fn placeholder(n: usize) -> Self {
+        IdMap::Int { to_index: HashMap::new(), ids: (0..n as i64).collect() }
+    }
+
     pub fn from_ints(ids: Vec<i64>) -> Self {
         let to_index = ids.iter().enumerate().map(|(i, &id)| (id, i as u32)).collect();
         IdMap::Int { to_index, ids }

@@ -1,4 +1,6 @@
 //! pgrx-free core of neumf: everything that can be tested with plain `cargo test`.
+//! The `torch` feature (default) adds training with libtorch (`model`, `optim`, `train`);
+//! serving code builds without it.
 //!
 //! | module      | what it holds                                                        |
 //! |-------------|----------------------------------------------------------------------|
@@ -10,6 +12,7 @@
 //! | [`train`]   | the training loop: fresh exact negatives each epoch, BCE, Adam      |
 //! | [`codec`]   | one safetensors blob: weights + id maps + seen lists                |
 //! | [`infer`]   | the lean CPU scoring kernel used for serving (no libtorch per call) |
+//! | [`progress`]| what training reports (epochs, summary), serialisable              |
 //! | [`metrics`] | HR@K / NDCG@K                                                       |
 //! | [`holdout`] | leave-one-out validation split with fixed negatives                 |
 //! | [`eval`]    | sampled and full-catalogue ranking metrics for any scorer           |
@@ -21,7 +24,11 @@ pub mod holdout;
 pub mod ids;
 pub mod infer;
 pub mod metrics;
+#[cfg(feature = "torch")]
 pub mod model;
+#[cfg(feature = "torch")]
 pub mod optim;
+pub mod progress;
 pub mod spec;
+#[cfg(feature = "torch")]
 pub mod train;

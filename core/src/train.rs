@@ -18,27 +18,7 @@ use std::time::Instant;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Reduction, Tensor};
 
-/// Progress after one epoch.
-#[derive(Debug, Clone)]
-pub struct EpochReport {
-    /// "gmf" / "mlp" while pretraining, else the architecture.
-    pub phase: &'static str,
-    pub epoch: usize,
-    pub epochs: usize,
-    /// Mean BCE over the epoch's samples.
-    pub loss: f64,
-    pub samples: usize,
-    pub seconds: f64,
-    pub learning_rate: f64,
-    /// Sampled HR@K / NDCG@K on the validation holdout, when there is one.
-    pub validation: Option<RankingMetrics>,
-}
-
-impl EpochReport {
-    pub fn samples_per_second(&self) -> f64 {
-        self.samples as f64 / self.seconds.max(1e-9)
-    }
-}
+pub use crate::progress::EpochReport;
 
 /// Hooks the caller uses to stop training (return an error or panic) and to see progress.
 pub trait TrainObserver {
@@ -370,7 +350,7 @@ fn fit(
             _ => None,
         };
         let report = EpochReport {
-            phase,
+            phase: phase.to_string(),
             epoch,
             epochs: cfg.epochs,
             loss,
@@ -448,14 +428,14 @@ fn fuse_pretrained(
     Ok(w)
 }
 
-/// Trains `cfg.spec` on `data`, validating on `holdout` when given. Deterministic for a given
-/// seed on CPU.
-pub fn train(
-    data: &Interactions,
-    holdout: Option<&Holdout>,
-    cfg: &TrainConfig,
-    observer: &mut dyn TrainObserver,
-) -> Result<TrainOutcome> {
+/// The phases of one training (GMF, MLP, NeuMF with pretraining; else one) and the best
+/// epoch of each.
+struct Phases {
+    last: Fit,
+    best: Vec<usize>,
+}
+
+fn check(data: &Interactions, cfg: &TrainConfig) -> Result<Device> {
     cfg.validate().map_err(anyhow::Error::msg)?;
     if data.is_empty() {
         bail!("no interactions to train on");
@@ -472,31 +452,84 @@ pub fn train(
     let device = resolve_device(cfg.device)?;
     tch::set_num_threads(cfg.threads as i32);
     tch::manual_seed(cfg.seed as i64);
+    Ok(device)
+}
 
-    let last = if cfg.pretrain {
-        let part = |arch: Architecture| {
-            let mut c = cfg.clone();
-            c.spec.architecture = arch;
-            c.pretrain = false;
-            c
-        };
-        let gmf = fit(data, holdout, &part(Architecture::Gmf), None, device, "gmf", false, observer)?;
-        let mlp = fit(data, holdout, &part(Architecture::Mlp), None, device, "mlp", false, observer)?;
+/// Runs every phase; `epochs` fixes each phase's epoch count (a refit), else `cfg.epochs` with
+/// early stopping on `holdout`.
+fn run_phases(
+    data: &Interactions,
+    holdout: Option<&Holdout>,
+    cfg: &TrainConfig,
+    epochs: Option<&[usize]>,
+    device: Device,
+    refit: bool,
+    observer: &mut dyn TrainObserver,
+) -> Result<Phases> {
+    let phase_cfg = |arch: Architecture, k: usize| {
+        let mut c = cfg.clone();
+        c.spec.architecture = arch;
+        c.pretrain = false;
+        if let Some(e) = epochs {
+            c.epochs = e[k].max(1);
+            c.patience = 0;
+        }
+        c
+    };
+    let name = |a: &'static str, r: &'static str| if refit { r } else { a };
+    if cfg.pretrain {
+        let gmf = fit(
+            data,
+            holdout,
+            &phase_cfg(Architecture::Gmf, 0),
+            None,
+            device,
+            name("gmf", "gmf refit"),
+            false,
+            observer,
+        )?;
+        let mlp = fit(
+            data,
+            holdout,
+            &phase_cfg(Architecture::Mlp, 1),
+            None,
+            device,
+            name("mlp", "mlp refit"),
+            false,
+            observer,
+        )?;
         let init = fuse_pretrained(&gmf.weights, &mlp.weights, 0.5)?;
-        let mut fine = cfg.clone();
+        let mut fine = phase_cfg(Architecture::NeuMF, 2);
         fine.learning_rate *= cfg.finetune_lr_factor;
-        let mut neumf = fit(data, holdout, &fine, Some(&init), device, "neumf", holdout.is_some(), observer)?;
-        let mut epochs = gmf.epochs;
-        epochs.extend(mlp.epochs);
-        epochs.append(&mut neumf.epochs);
-        neumf.epochs = epochs;
+        let mut neumf =
+            fit(data, holdout, &fine, Some(&init), device, name("neumf", "neumf refit"), holdout.is_some(), observer)?;
+        let best = vec![gmf.best_epoch, mlp.best_epoch, neumf.best_epoch];
+        let mut all = gmf.epochs;
+        all.extend(mlp.epochs);
+        all.append(&mut neumf.epochs);
+        neumf.epochs = all;
         neumf.samples += gmf.samples + mlp.samples;
         neumf.seconds += gmf.seconds + mlp.seconds;
-        neumf
+        Ok(Phases { last: neumf, best })
     } else {
-        fit(data, holdout, cfg, None, device, cfg.spec.architecture.as_str(), holdout.is_some(), observer)?
-    };
-    Ok(TrainOutcome {
+        let arch = cfg.spec.architecture;
+        let phase = match (arch, refit) {
+            (Architecture::Gmf, false) => "gmf",
+            (Architecture::Mlp, false) => "mlp",
+            (Architecture::NeuMF, false) => "neumf",
+            (Architecture::Gmf, true) => "gmf refit",
+            (Architecture::Mlp, true) => "mlp refit",
+            (Architecture::NeuMF, true) => "neumf refit",
+        };
+        let f = fit(data, holdout, &phase_cfg(arch, 0), None, device, phase, holdout.is_some(), observer)?;
+        let best = vec![f.best_epoch];
+        Ok(Phases { last: f, best })
+    }
+}
+
+fn outcome(p: Phases, device: Device) -> TrainOutcome {
+    let last = p.last;
+    TrainOutcome {
         weights: last.weights,
         device: device_name(device),
         final_loss: last.epochs.last().map(|e| e.loss).unwrap_or(f64::NAN),
@@ -505,5 +538,47 @@ pub fn train(
         best_epoch: last.best_epoch,
         validation: last.validation,
         epochs: last.epochs,
+    }
+}
+
+/// Trains `cfg.spec` on `data`, validating on `holdout` when given. Deterministic for a given
+/// seed on CPU.
+pub fn train(
+    data: &Interactions,
+    holdout: Option<&Holdout>,
+    cfg: &TrainConfig,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome> {
+    let device = check(data, cfg)?;
+    Ok(outcome(run_phases(data, holdout, cfg, None, device, false, observer)?, device))
+}
+
+/// Chooses each phase's epoch count on `holdout` (trained on `train_part`), then trains again
+/// on `full` (the holdout's interactions included) for exactly those epochs: selection never
+/// sees the holdout's answers, and the served model still learns every user's latest
+/// interaction. Validation metrics are those of the selection run.
+pub fn train_and_refit(
+    full: &Interactions,
+    train_part: &Interactions,
+    holdout: &Holdout,
+    cfg: &TrainConfig,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome> {
+    let device = check(train_part, cfg)?;
+    let selection = run_phases(train_part, Some(holdout), cfg, None, device, false, observer)?;
+    let epochs = selection.best.clone();
+    let refit = run_phases(full, None, cfg, Some(&epochs), device, true, observer)?;
+    let (sel, fin) = (selection.last, refit.last);
+    let mut all = sel.epochs;
+    all.extend(fin.epochs);
+    Ok(TrainOutcome {
+        weights: fin.weights,
+        device: device_name(device),
+        final_loss: all.last().map(|e| e.loss).unwrap_or(f64::NAN),
+        seconds: sel.seconds + fin.seconds,
+        samples: sel.samples + fin.samples,
+        best_epoch: sel.best_epoch,
+        validation: sel.validation,
+        epochs: all,
     })
 }

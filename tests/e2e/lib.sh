@@ -7,7 +7,10 @@ E2E_PASSED=0
 q() { psql -X -q -tA -v ON_ERROR_STOP=1 "$@" 2>&1; }           # one value/row set, unaligned
 qc() { q -c "$1"; }
 
-fail() { echo "    FAIL: $*"; return 1; }
+# Every failed assertion leaves a mark, so a test fails even when later commands succeed
+# (bash ignores `set -e` inside an `if` condition, which is where tests run).
+E2E_FAIL_MARK=$(mktemp)
+fail() { echo "    FAIL: $*"; echo "$*" >>"$E2E_FAIL_MARK"; return 1; }
 
 assert_eq() { # actual expected what
   [ "$1" == "$2" ] || fail "$3: got '$1', expected '$2'"
@@ -26,6 +29,7 @@ assert_error() { # sql expected-substring
   fi
   local first; first=$(printf '%s\n' "$out" | grep -m1 '^ERROR:' || true)
   [[ "$first" == *"$2"* ]] || { fail "expected ERROR containing '$2' from: $1; got: $out"; return 1; }
+  if printf '%s\n' "$out" | grep -qE '^ +[0-9]+: '; then fail "ERROR carries a backtrace: $out"; return 1; fi
   echo "      ok: ${first:0:150}"
 }
 
@@ -36,7 +40,8 @@ run_tests() {
     if [ -n "${E2E_ONLY:-}" ] && [[ "$t" != *"$E2E_ONLY"* ]] && [ "$t" != t_create_extension_and_small_model ]; then continue; fi
     echo "  - $t"
     local started=$SECONDS
-    if ( set -e; "$t" ); then
+    : >"$E2E_FAIL_MARK"
+    if ( set -e; "$t" ) && [ ! -s "$E2E_FAIL_MARK" ]; then
       E2E_PASSED=$((E2E_PASSED + 1)); echo "    passed ($((SECONDS - started)) s)"
     else
       E2E_FAILURES+=("$t"); echo "    FAILED ($((SECONDS - started)) s)"

@@ -269,21 +269,31 @@ CREATE TABLE ml_test_raw (user_id int, test_item int, negatives text);
 CREATE TABLE ml_test AS SELECT user_id, test_item, string_to_array(negatives, ',')::int8[] AS negatives FROM ml_test_raw;
 SQL
   # The paper's defaults, spelled out.
-  # The paper's recipe exactly: no validation split, no early stopping.
-  qc "SELECT train_seconds FROM neumf_train('ml100k', 'ml_train', architecture => 'neumf', factors => 8, layers => ARRAY[64,32,16,8],
-        negatives => 4, batch_size => 256, learning_rate => 0.001, epochs => 20, validation => false)" | sed 's/^/      train seconds: /'
-  local res
-  res=$(qc "WITH r AS (SELECT t.test_item, x.item_id, x.rank FROM ml_test t, LATERAL neumf_rank('ml100k', t.user_id, t.test_item || t.negatives, 10) x)
-            SELECT round(count(*) FILTER (WHERE item_id = test_item)::numeric / (SELECT count(*) FROM ml_test), 4) || '|' ||
-                   round((sum(CASE WHEN item_id = test_item THEN 1 / log(2, rank + 1) ELSE 0 END) / (SELECT count(*) FROM ml_test))::numeric, 4) FROM r")
-  echo "      ML-100K leave-one-out, 99 fixed negatives: HR@10 ${res%|*}, NDCG@10 ${res#*|} (reference ≈ 0.57 / 0.31)"
-  assert_true "${res%|*} >= 0.55" "HR@10 floor"
+  # The paper's recipe exactly: no validation split, no early stopping, no pretraining.
+  # One seed's HR@10 varies by about ±0.01 (seeds
+  # 42, 1, 2, 3 gave 0.576, 0.558, 0.578, 0.559), so the floor holds for the mean of three fixed seeds.
+  local res hrs=() ndcgs=()
+  for seed in 42 1 2; do
+    qc "SELECT train_seconds FROM neumf_train('ml100k_s$seed', 'ml_train', architecture => 'neumf', factors => 8, layers => ARRAY[64,32,16,8],
+          negatives => 4, batch_size => 256, learning_rate => 0.001, epochs => 20, validation => false, pretrain => false, seed => $seed)" \
+      | sed "s/^/      seed $seed train seconds: /"
+    res=$(qc "WITH r AS (SELECT t.test_item, x.item_id, x.rank FROM ml_test t, LATERAL neumf_rank('ml100k_s$seed', t.user_id, t.test_item || t.negatives, 10) x)
+              SELECT round(count(*) FILTER (WHERE item_id = test_item)::numeric / (SELECT count(*) FROM ml_test), 4) || '|' ||
+                     round((sum(CASE WHEN item_id = test_item THEN 1 / log(2, rank + 1) ELSE 0 END) / (SELECT count(*) FROM ml_test))::numeric, 4) FROM r")
+    hrs+=("${res%|*}"); ndcgs+=("${res#*|}")
+  done
+  local mean_hr mean_ndcg
+  mean_hr=$(printf '%s\n' "${hrs[@]}" | awk '{s += $1} END {printf "%.4f", s / NR}')
+  mean_ndcg=$(printf '%s\n' "${ndcgs[@]}" | awk '{s += $1} END {printf "%.4f", s / NR}')
+  echo "      ML-100K leave-one-out, 99 fixed negatives, through neumf_rank: HR@10 ${hrs[*]} (mean $mean_hr), NDCG@10 ${ndcgs[*]} (mean $mean_ndcg); reference ≈ 0.57 / 0.31"
+  assert_true "$mean_hr >= 0.55" "HR@10 floor (mean of 3 seeds)"
+  res="${hrs[0]}|${ndcgs[0]}"
   # neumf_evaluate computes the same sampled figures, and full-catalogue ones beside them.
   local ev
   # (It skips users whose held-out item the model never saw; ranking through neumf_rank
   # counts them as misses, so compare hit counts.)
   ev=$(qc "SELECT round(hr * users) || '|' || users + skipped || '|' || (full_recall BETWEEN 0 AND hr) || '|' || round(hr::numeric, 4) || '|' || round(ndcg::numeric, 4) || '|' || round(full_recall::numeric, 4) || '|' || round(full_ndcg::numeric, 4)
-            FROM neumf_evaluate('ml100k', 'SELECT user_id, test_item AS item_id, negatives FROM ml_test')")
+            FROM neumf_evaluate('ml100k_s42', 'SELECT user_id, test_item AS item_id, negatives FROM ml_test')")
   echo "      neumf_evaluate: hits|users|full<=sampled|HR|NDCG|full Recall@10|full NDCG@10 = $ev"
   local hits; hits=$(qc "SELECT round(${res%|*} * 943)")
   assert_eq "$(echo "$ev" | cut -d'|' -f1-3)" "$hits|943|true" "neumf_evaluate agrees with ranking through neumf_rank"
@@ -291,7 +301,7 @@ SQL
 
 t_validation_metrics_are_stored() {
   local row
-  row=$(qc "SELECT validation_hr BETWEEN 0 AND 1, best_epoch BETWEEN 1 AND epochs_run FROM neumf_train('validated', 'small', epochs => 6)")
+  row=$(qc "SELECT validation_hr BETWEEN 0 AND 1, best_epoch BETWEEN 1 AND epochs_run FROM neumf_train('validated', 'small', epochs => 6, pretrain => false, refit => false, patience => 0)")
   assert_eq "$row" "t|t" "validation figures returned"
   assert_true "(SELECT (metrics->'validation'->>'hr')::float8 BETWEEN 0 AND 1 AND (metrics->'validation'->>'full_recall')::float8 BETWEEN 0 AND 1 FROM neumf_models WHERE model = 'validated')" "sampled and full-catalogue metrics stored"
   assert_true "(SELECT jsonb_array_length(metrics->'epochs') = 6 FROM neumf_models WHERE model = 'validated')" "per-epoch history stored"
@@ -300,6 +310,21 @@ t_validation_metrics_are_stored() {
     assert_true "(SELECT validation_hr > 0 FROM neumf_train('sampled_$s', 'small', epochs => 3, sampling => '$s'))" "sampling => $s trains"
   done
   assert_eq "$(qc "SELECT string_agg(DISTINCT e->>'phase', ',' ORDER BY e->>'phase') FROM neumf_models, jsonb_array_elements(metrics->'epochs') e WHERE model = 'pretrained'" )" "" "no model yet"
-  qc "SELECT neumf_train('pretrained', 'small', epochs => 3, pretrain => true)" >/dev/null
+  qc "SELECT neumf_train('pretrained', 'small', epochs => 3, pretrain => true, refit => false)" >/dev/null
   assert_eq "$(qc "SELECT string_agg(DISTINCT e->>'phase', ',' ORDER BY e->>'phase') FROM neumf_models, jsonb_array_elements(metrics->'epochs') e WHERE model = 'pretrained'")" "gmf,mlp,neumf" "pretraining ran GMF, MLP, then NeuMF"
+  # refit: epochs chosen on the holdout, then the same epochs again on all the data
+  qc "SELECT neumf_train('refitted', 'small', epochs => 4, pretrain => false, refit => true, patience => 0)" >/dev/null
+  assert_eq "$(qc "SELECT string_agg(e.v->>'phase', ',' ORDER BY e.n) FROM neumf_models, jsonb_array_elements(metrics->'epochs') WITH ORDINALITY AS e(v, n) WHERE model = 'refitted'")" \
+            "neumf,neumf,neumf,neumf$(for _ in $(seq 1 "$(qc "SELECT (metrics->>'best_epoch')::int FROM neumf_models WHERE model = 'refitted'")"); do printf ',neumf refit'; done)" "refit runs the best epoch count on all data"
+  assert_true "(SELECT (hyperparameters->>'refit')::bool FROM neumf_models WHERE model = 'refitted')" "refit recorded"
+}
+
+t_ml100k_defaults_quality_floor() {
+  # Nothing but a name and a source: the shipped defaults (pretraining + refit, chosen on a
+  # validation split of the training data). Measured HR@10 0.6087 / NDCG@10 0.3413 at seed 42.
+  local row res
+  row=$(qc "SELECT round(train_seconds::numeric, 1) || ' s, validation HR@10 ' || round(validation_hr::numeric, 4) FROM neumf_train('ml_defaults', 'ml_train')")
+  res=$(qc "SELECT round((hr * users / (users + skipped))::numeric, 4) || '|' || round((ndcg * users / (users + skipped))::numeric, 4) FROM neumf_evaluate('ml_defaults', 'SELECT user_id, test_item AS item_id, negatives FROM ml_test')")
+  echo "      defaults: $row; test HR@10 ${res%|*}, NDCG@10 ${res#*|} (paper recipe floor above: 0.55)"
+  assert_true "${res%|*} >= 0.59 AND ${res#*|} >= 0.32" "defaults quality floor"
 }

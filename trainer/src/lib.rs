@@ -1,0 +1,151 @@
+//! neumf's training library: everything that needs libtorch, behind a small C ABI.
+//!
+//! The extension's own library (`neumf.so`) does not link libtorch, so serving backends never
+//! map it: no ~300 ms load on a connection's first call, no gigabytes of libraries in the
+//! postmaster making every fork slow. `neumf_train` loads this library with dlopen on first
+//! use and calls [`neumf_trainer_train`] on the backend's main thread.
+//!
+//! Contract: data arrives as raw arrays (dense user/item indices, optional timestamps) and a
+//! JSON `TrainConfig`; progress and results go back through callbacks, which copy what they
+//! need. No Rust panic crosses the boundary in either direction: libtorch panics are caught
+//! here and reported through `on_error`; the caller's callbacks return flags instead of raising.
+
+use neumf_core::codec::encode_weights;
+use neumf_core::dataset::Interactions;
+use neumf_core::holdout::leave_one_out;
+use neumf_core::progress::{EpochReport, TrainSummary};
+use neumf_core::spec::TrainConfig;
+use neumf_core::train::{train, train_and_refit, TrainObserver};
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Bumped on any change to [`TrainRequest`] or the callbacks' meaning.
+pub const ABI_VERSION: u32 = 1;
+
+/// Finished: `on_done` was called.
+pub const TRAIN_DONE: i32 = 0;
+/// Failed: `on_error` was called with the reason.
+pub const TRAIN_FAILED: i32 = 1;
+/// `should_stop` or `on_epoch` asked to stop; nothing else was called.
+pub const TRAIN_STOPPED: i32 = 2;
+
+#[repr(C)]
+pub struct TrainRequest {
+    /// JSON of `neumf_core::spec::TrainConfig`.
+    pub config_json: *const u8,
+    pub config_len: usize,
+    /// Hold out each user's latest interaction for validation (the caller decides whether).
+    pub validation: bool,
+    pub n_users: u64,
+    pub n_items: u64,
+    /// Interactions: `n` dense (user, item) pairs, and their timestamps (NULL when none).
+    pub n: u64,
+    pub users: *const u32,
+    pub items: *const u32,
+    pub ts: *const f64,
+    pub ctx: *mut c_void,
+    /// Polled between mini-batches; true stops training.
+    pub should_stop: unsafe extern "C" fn(ctx: *mut c_void) -> bool,
+    /// JSON of an `EpochReport` after each epoch; returns true to stop.
+    pub on_epoch: unsafe extern "C" fn(ctx: *mut c_void, json: *const u8, len: usize) -> bool,
+    /// The weights (safetensors) and a JSON `TrainSummary`; copy them before returning.
+    pub on_done:
+        unsafe extern "C" fn(ctx: *mut c_void, weights: *const u8, wlen: usize, summary: *const u8, slen: usize),
+    pub on_error: unsafe extern "C" fn(ctx: *mut c_void, message: *const u8, len: usize),
+}
+
+#[no_mangle]
+pub extern "C" fn neumf_trainer_abi_version() -> u32 {
+    ABI_VERSION
+}
+
+struct Bridge<'a> {
+    req: &'a TrainRequest,
+    stopped: bool,
+}
+
+impl TrainObserver for Bridge<'_> {
+    fn on_batch(&mut self) -> anyhow::Result<()> {
+        // SAFETY: the caller guarantees the callbacks and ctx stay valid for the call.
+        if unsafe { (self.req.should_stop)(self.req.ctx) } {
+            self.stopped = true;
+            anyhow::bail!("stopped");
+        }
+        Ok(())
+    }
+    fn on_epoch(&mut self, report: &EpochReport) -> anyhow::Result<()> {
+        let json = serde_json::to_vec(report)?;
+        if unsafe { (self.req.on_epoch)(self.req.ctx, json.as_ptr(), json.len()) } {
+            self.stopped = true;
+            anyhow::bail!("stopped");
+        }
+        Ok(())
+    }
+}
+
+fn run(req: &TrainRequest, bridge: &mut Bridge<'_>) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let config = unsafe { std::slice::from_raw_parts(req.config_json, req.config_len) };
+    let cfg: TrainConfig = serde_json::from_slice(config)?;
+    let n = req.n as usize;
+    let (users, items) =
+        unsafe { (std::slice::from_raw_parts(req.users, n), std::slice::from_raw_parts(req.items, n)) };
+    let ts = (!req.ts.is_null()).then(|| unsafe { std::slice::from_raw_parts(req.ts, n) });
+    let data = Interactions::from_pairs(req.n_users as usize, req.n_items as usize, users, items, ts);
+    let (outcome, holdout_users) = if req.validation {
+        let (part, holdout) = leave_one_out(&data, 99, cfg.seed);
+        let outcome = if cfg.refit {
+            train_and_refit(&data, &part, &holdout, &cfg, bridge)?
+        } else {
+            train(&part, Some(&holdout), &cfg, bridge)?
+        };
+        (outcome, holdout.len())
+    } else {
+        (train(&data, None, &cfg, bridge)?, 0)
+    };
+    let summary = TrainSummary {
+        device: outcome.device,
+        final_loss: outcome.final_loss,
+        seconds: outcome.seconds,
+        samples: outcome.samples,
+        epochs: outcome.epochs,
+        best_epoch: outcome.best_epoch,
+        validation: outcome.validation,
+        holdout_users,
+        holdout_by_ts: ts.is_some(),
+        refit: cfg.refit && req.validation,
+    };
+    Ok((encode_weights(&outcome.weights)?, serde_json::to_vec(&summary)?))
+}
+
+/// Trains as `req` says. Returns [`TRAIN_DONE`], [`TRAIN_FAILED`] or [`TRAIN_STOPPED`].
+///
+/// # Safety
+/// `req` and every pointer in it must be valid for the duration of the call, the arrays of the
+/// stated lengths.
+#[no_mangle]
+pub unsafe extern "C" fn neumf_trainer_train(req: *const TrainRequest) -> i32 {
+    let req = &*req;
+    let mut bridge = Bridge { req, stopped: false };
+    let result = catch_unwind(AssertUnwindSafe(|| run(req, &mut bridge)));
+    let error = match result {
+        Ok(Ok((weights, summary))) => {
+            (req.on_done)(req.ctx, weights.as_ptr(), weights.len(), summary.as_ptr(), summary.len());
+            return TRAIN_DONE;
+        }
+        _ if bridge.stopped => return TRAIN_STOPPED,
+        Ok(Err(e)) => {
+            let mut m = e.to_string();
+            for cause in e.chain().skip(1) {
+                m.push_str(&format!(": {cause}"));
+            }
+            m
+        }
+        Err(panic) => panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "libtorch panicked".into()),
+    };
+    (req.on_error)(req.ctx, error.as_ptr(), error.len());
+    TRAIN_FAILED
+}
