@@ -62,6 +62,7 @@ fn neumf_evaluate(
     let (mut sampled, mut full) = (HitRate::new(k), HitRate::new(k));
     let mut skipped = 0i64;
     let mut scores: Vec<f32> = Vec::new();
+    let all_items: Vec<u32> = (0..s.n_items() as u32).collect();
     Spi::connect(|client| -> Result<(), pgrx::spi::Error> {
         for row in client.select(&sql, None, &[])? {
             pg_sys::check_for_interrupts!();
@@ -85,13 +86,13 @@ fn neumf_evaluate(
                 sampled.add_rank(rank_of_first(&scores));
             }
             let target = ctx.logit(i);
+            ctx.logits(&all_items, &mut scores);
             let seen = s.seen(u);
-            let mut rank = 0;
-            for j in 0..s.n_items() as u32 {
-                if j != i && seen.binary_search(&j).is_err() && ctx.logit(j) > target {
-                    rank += 1;
-                }
-            }
+            let rank = scores
+                .iter()
+                .enumerate()
+                .filter(|&(j, &l)| j as u32 != i && l > target && seen.binary_search(&(j as u32)).is_err())
+                .count();
             full.add_rank(rank);
         }
         Ok(())

@@ -47,8 +47,10 @@ fn rank<'a>(
         candidates.enumerate().filter_map(|(pos, id)| Some((m.item_index(id?)?, pos))).collect();
     known.sort_unstable();
     known.dedup_by_key(|(item, _)| *item);
-    let mut ctx = m.user_context(u);
-    let scored: Vec<(f32, u32)> = known.iter().enumerate().map(|(j, &(item, _))| (ctx.logit(item), j as u32)).collect();
+    let items: Vec<u32> = known.iter().map(|&(item, _)| item).collect();
+    let mut logits = Vec::with_capacity(items.len());
+    m.user_context(u).logits(&items, &mut logits);
+    let scored: Vec<(f32, u32)> = logits.iter().enumerate().map(|(j, &l)| (l, j as u32)).collect();
     top_k(scored, k).into_iter().map(|(logit, j)| (known[j as usize].1, sigmoid(logit) as f64)).collect()
 }
 
@@ -62,10 +64,22 @@ fn neumf_rank(
 ) -> TableIterator<'static, (name!(item_id, i64), name!(score, f64), name!(rank, i32))> {
     let k = check_k(k);
     let m = cache::get(model);
-    let ids: Vec<Option<i64>> = candidates.iter().collect();
-    let ranked = rank(&m.scoring, IdRef::Int(user_id), ids.iter().map(|c| c.map(IdRef::Int)), k);
-    let rows: Vec<_> =
-        ranked.into_iter().enumerate().map(|(r, (pos, s))| (ids[pos].unwrap_or_default(), s, r as i32 + 1)).collect();
+    // A NULL-free int8[] is read in place; otherwise element by element.
+    let rows: Vec<_> = match candidates.as_slice() {
+        Ok(ids) => rank(&m.scoring, IdRef::Int(user_id), ids.iter().map(|&c| Some(IdRef::Int(c))), k)
+            .into_iter()
+            .enumerate()
+            .map(|(r, (pos, s))| (ids[pos], s, r as i32 + 1))
+            .collect(),
+        Err(_) => {
+            let ids: Vec<Option<i64>> = candidates.iter().collect();
+            rank(&m.scoring, IdRef::Int(user_id), ids.iter().map(|c| c.map(IdRef::Int)), k)
+                .into_iter()
+                .enumerate()
+                .map(|(r, (pos, s))| (ids[pos].unwrap_or_default(), s, r as i32 + 1))
+                .collect()
+        }
+    };
     TableIterator::new(rows)
 }
 
@@ -99,17 +113,20 @@ fn recommend(m: &ScoringModel, user: IdRef<'_>, k: usize, exclude_seen: bool) ->
         return m.most_popular(k).into_iter().map(|(i, share)| (i, share, FROM_POPULARITY)).collect();
     };
     let seen = if exclude_seen { m.seen(u) } else { &[] };
-    let mut ctx = m.user_context(u);
-    let mut scored = Vec::with_capacity(m.n_items());
+    // `seen` is sorted, so one forward walk leaves the user's items out.
     let mut next_seen = seen.iter().peekable();
-    for item in 0..m.n_items() as u32 {
-        // `seen` is sorted, so one forward walk skips the user's items.
-        if next_seen.peek() == Some(&&item) {
-            next_seen.next();
-            continue;
-        }
-        scored.push((ctx.logit(item), item));
-    }
+    let items: Vec<u32> = (0..m.n_items() as u32)
+        .filter(|item| {
+            if next_seen.peek() == Some(&item) {
+                next_seen.next();
+                return false;
+            }
+            true
+        })
+        .collect();
+    let mut logits = Vec::with_capacity(items.len());
+    m.user_context(u).logits(&items, &mut logits);
+    let scored: Vec<(f32, u32)> = logits.into_iter().zip(items).collect();
     top_k(scored, k).into_iter().map(|(logit, item)| (item, sigmoid(logit) as f64, FROM_MODEL)).collect()
 }
 

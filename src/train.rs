@@ -173,15 +173,7 @@ fn neumf_train(
     let samples_per_second = outcome.samples as f64 / outcome.seconds.max(1e-9);
 
     // Seen lists and popularity come from all the data: the holdout items are the user's too.
-    let artifact = ModelArtifact {
-        spec: cfg.spec.clone(),
-        weights,
-        user_ids: data.user_ids.clone(),
-        item_ids: data.item_ids.clone(),
-        seen_ptr: data.user_ptr.clone(),
-        seen_items: data.items.clone(),
-        popularity: data.popularity.clone(),
-    };
+    let artifact = ModelArtifact::new(cfg.spec.clone(), weights, &data);
     let version = storage::next_version(model_name);
     let meta =
         BTreeMap::from([("model".to_string(), model_name.to_string()), ("version".to_string(), version.to_string())]);

@@ -24,9 +24,12 @@ fn main() -> anyhow::Result<()> {
         let users = Tensor::full([ni], u, (Kind::Int64, Device::Cpu));
         let items = Tensor::arange(ni, (Kind::Int64, Device::Cpu));
         let reference: Vec<f32> = Vec::try_from(&tch::no_grad(|| net.logits(&users, &items)))?;
+        // The batched path, as neumf_rank / neumf_recommend use it.
         let mut ctx = kernel.user_context(u as u32);
-        for (i, &want) in reference.iter().enumerate() {
-            let got = ctx.logit(i as u32);
+        let all: Vec<u32> = (0..ni as u32).collect();
+        let mut batch = Vec::new();
+        ctx.logits(&all, &mut batch);
+        for (&got, &want) in batch.iter().zip(&reference) {
             max_logit = max_logit.max((got - want).abs());
             max_prob = max_prob.max((sigmoid(got) - sigmoid(want)).abs());
         }

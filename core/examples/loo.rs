@@ -152,15 +152,7 @@ fn main() -> anyhow::Result<()> {
     } else {
         train(&train_data, eval_holdout, &cfg, &mut progress)?
     };
-    let art = ModelArtifact {
-        spec: cfg.spec.clone(),
-        weights: out.weights,
-        user_ids: full.user_ids.clone(),
-        item_ids: full.item_ids.clone(),
-        seen_ptr: full.user_ptr.clone(),
-        seen_items: full.items.clone(),
-        popularity: full.popularity.clone(),
-    };
+    let art = ModelArtifact::new(cfg.spec.clone(), out.weights, &full);
     let model = ScoringModel::from_artifact(art)?;
     let test_metrics = eval::sampled(&mut Kernel(&model), &test, 10)?;
     let trace: Vec<String> =
@@ -170,10 +162,10 @@ fn main() -> anyhow::Result<()> {
         test_metrics.hr,
         test_metrics.ndcg,
         progress.train_seconds,
-        out.samples as f64 / progress.train_seconds.max(1e-9),
-        out.best_epoch,
-        out.epochs.len(),
-        serde_json::to_string(&out.validation)?,
+        out.summary.samples as f64 / progress.train_seconds.max(1e-9),
+        out.summary.best_epoch,
+        out.summary.epochs.len(),
+        serde_json::to_string(&out.summary.validation)?,
         trace.join(","),
         serde_json::to_string(&cfg)?
     );

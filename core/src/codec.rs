@@ -102,6 +102,19 @@ pub fn decode_weights(blob: &[u8]) -> Result<BTreeMap<String, Tensor32>> {
 }
 
 impl ModelArtifact {
+    /// A model over `data`'s id maps, with its seen lists and popularity.
+    pub fn new(spec: ModelSpec, weights: BTreeMap<String, Tensor32>, data: &crate::dataset::Interactions) -> Self {
+        Self {
+            spec,
+            weights,
+            user_ids: data.user_ids.clone(),
+            item_ids: data.item_ids.clone(),
+            seen_ptr: data.user_ptr.clone(),
+            seen_items: data.items.clone(),
+            popularity: data.popularity.clone(),
+        }
+    }
+
     pub fn encode(&self, extra_metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
         let mut tensors: Vec<(String, Owned)> = Vec::new();
         for (name, t) in &self.weights {

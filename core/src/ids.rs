@@ -1,6 +1,46 @@
 //! External ids (bigint or text, as the source table has them) ↔ dense indices `0..n`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Fx-style hashing (as in rustc): ids are looked up on every ranking call, and SipHash's
+/// DoS resistance buys nothing for ids that come from the model's own training data.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.write_u64(u64::from_le_bytes(c.try_into().unwrap()));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(buf));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(SEED);
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(v as u64);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdHash = BuildHasherDefault<IdHasher>;
 
 /// The SQL type family of a model's ids, fixed at training time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,21 +75,21 @@ pub enum IdRef<'a> {
 /// Assigns dense indices to external ids in first-seen order, and maps back.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IdMap {
-    Int { to_index: HashMap<i64, u32>, ids: Vec<i64> },
-    Text { to_index: HashMap<Box<str>, u32>, ids: Vec<Box<str>> },
+    Int { to_index: HashMap<i64, u32, IdHash>, ids: Vec<i64> },
+    Text { to_index: HashMap<Box<str>, u32, IdHash>, ids: Vec<Box<str>> },
 }
 
 impl IdMap {
     pub fn new(kind: IdKind) -> Self {
         match kind {
-            IdKind::BigInt => IdMap::Int { to_index: HashMap::new(), ids: Vec::new() },
-            IdKind::Text => IdMap::Text { to_index: HashMap::new(), ids: Vec::new() },
+            IdKind::BigInt => IdMap::Int { to_index: HashMap::default(), ids: Vec::new() },
+            IdKind::Text => IdMap::Text { to_index: HashMap::default(), ids: Vec::new() },
         }
     }
 
     /// Ids 0..n without a reverse index: for training, which only needs the counts.
     pub fn placeholder(n: usize) -> Self {
-        IdMap::Int { to_index: HashMap::new(), ids: (0..n as i64).collect() }
+        IdMap::Int { to_index: HashMap::default(), ids: (0..n as i64).collect() }
     }
 
     pub fn from_ints(ids: Vec<i64>) -> Self {

@@ -18,7 +18,7 @@ use std::time::Instant;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Reduction, Tensor};
 
-pub use crate::progress::EpochReport;
+pub use crate::progress::{EpochReport, TrainSummary};
 
 /// Hooks the caller uses to stop training (return an error or panic) and to see progress.
 pub trait TrainObserver {
@@ -35,21 +35,11 @@ pub trait TrainObserver {
 pub struct Quiet;
 impl TrainObserver for Quiet {}
 
-/// A trained model on the host, ready to be encoded.
+/// A trained model on the host, ready to be encoded, and what happened on the way.
 #[derive(Debug)]
 pub struct TrainOutcome {
     pub weights: BTreeMap<String, Tensor32>,
-    pub device: String,
-    pub final_loss: f64,
-    /// Wall time of the training epochs (and validation), all phases.
-    pub seconds: f64,
-    /// Training samples processed, all phases.
-    pub samples: usize,
-    pub epochs: Vec<EpochReport>,
-    /// Epoch (of the final phase) whose weights were kept.
-    pub best_epoch: usize,
-    /// Validation metrics of the kept weights: sampled and full-catalogue.
-    pub validation: Option<RankingMetrics>,
+    pub summary: TrainSummary,
 }
 
 /// Picks the training device. Touches CUDA, so only call it inside a training request.
@@ -527,17 +517,22 @@ fn run_phases(
     }
 }
 
-fn outcome(p: Phases, device: Device) -> TrainOutcome {
+fn outcome(p: Phases, device: Device, holdout: Option<&Holdout>, by_ts: bool) -> TrainOutcome {
     let last = p.last;
     TrainOutcome {
         weights: last.weights,
-        device: device_name(device),
-        final_loss: last.epochs.last().map(|e| e.loss).unwrap_or(f64::NAN),
-        seconds: last.seconds,
-        samples: last.samples,
-        best_epoch: last.best_epoch,
-        validation: last.validation,
-        epochs: last.epochs,
+        summary: TrainSummary {
+            device: device_name(device),
+            final_loss: last.epochs.last().map(|e| e.loss).unwrap_or(f64::NAN),
+            seconds: last.seconds,
+            samples: last.samples,
+            best_epoch: last.best_epoch,
+            validation: last.validation,
+            epochs: last.epochs,
+            holdout_users: holdout.map_or(0, Holdout::len),
+            holdout_by_ts: holdout.is_some() && by_ts,
+            refit: false,
+        },
     }
 }
 
@@ -550,7 +545,8 @@ pub fn train(
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome> {
     let device = check(data, cfg)?;
-    Ok(outcome(run_phases(data, holdout, cfg, None, device, false, observer)?, device))
+    let phases = run_phases(data, holdout, cfg, None, device, false, observer)?;
+    Ok(outcome(phases, device, holdout, data.ts.is_some()))
 }
 
 /// Chooses each phase's epoch count on `holdout` (trained on `train_part`), then trains again
@@ -568,17 +564,13 @@ pub fn train_and_refit(
     let selection = run_phases(train_part, Some(holdout), cfg, None, device, false, observer)?;
     let epochs = selection.best.clone();
     let refit = run_phases(full, None, cfg, Some(&epochs), device, true, observer)?;
-    let (sel, fin) = (selection.last, refit.last);
-    let mut all = sel.epochs;
-    all.extend(fin.epochs);
-    Ok(TrainOutcome {
-        weights: fin.weights,
-        device: device_name(device),
-        final_loss: all.last().map(|e| e.loss).unwrap_or(f64::NAN),
-        seconds: sel.seconds + fin.seconds,
-        samples: sel.samples + fin.samples,
-        best_epoch: sel.best_epoch,
-        validation: sel.validation,
-        epochs: all,
-    })
+    let mut out = outcome(selection, device, Some(holdout), train_part.ts.is_some());
+    let fin = refit.last;
+    out.summary.epochs.extend(fin.epochs);
+    out.summary.final_loss = out.summary.epochs.last().map(|e| e.loss).unwrap_or(f64::NAN);
+    out.summary.seconds += fin.seconds;
+    out.summary.samples += fin.samples;
+    out.summary.refit = true;
+    out.weights = fin.weights;
+    Ok(out)
 }

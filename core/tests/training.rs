@@ -35,15 +35,7 @@ fn artifact(
     cfg: &TrainConfig,
     weights: BTreeMap<String, neumf_core::codec::Tensor32>,
 ) -> ModelArtifact {
-    ModelArtifact {
-        spec: cfg.spec.clone(),
-        weights,
-        user_ids: data.user_ids.clone(),
-        item_ids: data.item_ids.clone(),
-        seen_ptr: data.user_ptr.clone(),
-        seen_items: data.items.clone(),
-        popularity: data.popularity.clone(),
-    }
+    ModelArtifact::new(cfg.spec.clone(), weights, data)
 }
 
 #[test]
@@ -53,7 +45,7 @@ fn learns_planted_clusters_for_every_architecture() {
     for arch in [Architecture::Gmf, Architecture::Mlp, Architecture::NeuMF] {
         let cfg = config(arch, 8);
         let out = train(&data, None, &cfg, &mut Quiet).unwrap();
-        assert!(out.final_loss < out.epochs[0].loss, "{arch}: loss did not fall");
+        assert!(out.summary.final_loss < out.summary.epochs[0].loss, "{arch}: loss did not fall");
         let blob = artifact(&data, &cfg, out.weights).encode(&BTreeMap::new()).unwrap();
         let model = ScoringModel::from_artifact(ModelArtifact::decode(&blob).unwrap()).unwrap();
         // HR@10 of the held-out item among 49 random unseen items (random ranking: 0.2).

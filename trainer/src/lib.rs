@@ -13,7 +13,7 @@
 use neumf_core::codec::encode_weights;
 use neumf_core::dataset::Interactions;
 use neumf_core::holdout::leave_one_out;
-use neumf_core::progress::{EpochReport, TrainSummary};
+use neumf_core::progress::EpochReport;
 use neumf_core::spec::TrainConfig;
 use neumf_core::train::{train, train_and_refit, TrainObserver};
 use std::ffi::c_void;
@@ -91,30 +91,17 @@ fn run(req: &TrainRequest, bridge: &mut Bridge<'_>) -> anyhow::Result<(Vec<u8>, 
         unsafe { (std::slice::from_raw_parts(req.users, n), std::slice::from_raw_parts(req.items, n)) };
     let ts = (!req.ts.is_null()).then(|| unsafe { std::slice::from_raw_parts(req.ts, n) });
     let data = Interactions::from_pairs(req.n_users as usize, req.n_items as usize, users, items, ts);
-    let (outcome, holdout_users) = if req.validation {
+    let outcome = if req.validation {
         let (part, holdout) = leave_one_out(&data, 99, cfg.seed);
-        let outcome = if cfg.refit {
+        if cfg.refit {
             train_and_refit(&data, &part, &holdout, &cfg, bridge)?
         } else {
             train(&part, Some(&holdout), &cfg, bridge)?
-        };
-        (outcome, holdout.len())
+        }
     } else {
-        (train(&data, None, &cfg, bridge)?, 0)
+        train(&data, None, &cfg, bridge)?
     };
-    let summary = TrainSummary {
-        device: outcome.device,
-        final_loss: outcome.final_loss,
-        seconds: outcome.seconds,
-        samples: outcome.samples,
-        epochs: outcome.epochs,
-        best_epoch: outcome.best_epoch,
-        validation: outcome.validation,
-        holdout_users,
-        holdout_by_ts: ts.is_some(),
-        refit: cfg.refit && req.validation,
-    };
-    Ok((encode_weights(&outcome.weights)?, serde_json::to_vec(&summary)?))
+    Ok((encode_weights(&outcome.weights)?, serde_json::to_vec(&outcome.summary)?))
 }
 
 /// Trains as `req` says. Returns [`TRAIN_DONE`], [`TRAIN_FAILED`] or [`TRAIN_STOPPED`].
