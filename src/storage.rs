@@ -22,14 +22,33 @@ pub fn optional_row<T: pgrx::FromDatum + pgrx::IntoDatum>(sql: &str, args: &[Dat
     .or_raise("querying neumf's tables")
 }
 
+/// The extension's schema, cached per backend; [`forget_schema`] drops it when the version
+/// table's relcache entry is invalidated (DROP / CREATE EXTENSION change it).
+static SCHEMA: parking_lot::Mutex<Option<String>> = parking_lot::Mutex::new(None);
+static SCHEMA_STALE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Safe to call from an invalidation callback: touches only an atomic.
+pub fn forget_schema() {
+    SCHEMA_STALE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The extension's schema, quoted, so queries work whatever the caller's search_path.
 pub fn schema() -> String {
+    if SCHEMA_STALE.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        *SCHEMA.lock() = None;
+    }
+    if let Some(s) = SCHEMA.lock().clone() {
+        return s;
+    }
     let nsp = optional_row::<String>(
         "SELECT n.nspname::text FROM pg_catalog.pg_extension e \
          JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'neumf'",
         &[],
     );
-    quote_identifier(nsp.unwrap_or_else(|| invalid_argument("extension neumf is not installed in this database")))
+    let quoted =
+        quote_identifier(nsp.unwrap_or_else(|| invalid_argument("extension neumf is not installed in this database")));
+    *SCHEMA.lock() = Some(quoted.clone());
+    quoted
 }
 
 pub fn versions_table() -> String {
@@ -189,28 +208,41 @@ pub fn active_version(model: &str) -> i32 {
     }
 }
 
-/// Reassembles a stored blob.
+/// Reassembles a stored blob (one query: the version's size and its chunks in order).
 pub fn load_blob(model: &str, version: i32) -> Vec<u8> {
-    let expected = optional_row::<i64>(
-        &format!("SELECT size_bytes FROM {} WHERE model = $1 AND version = $2", versions_table()),
-        &[model.into(), version.into()],
-    )
-    .unwrap_or_else(|| undefined_model(model)) as usize;
-    let mut blob = Vec::with_capacity(expected);
+    let mut expected: Option<i64> = None;
+    let mut blob = Vec::new();
     Spi::connect(|client| -> Result<(), pgrx::spi::Error> {
         let rows = client.select(
-            &format!("SELECT data FROM {} WHERE model = $1 AND version = $2 ORDER BY chunk_no", chunks_table()),
+            &format!(
+                "SELECT v.size_bytes, c.data FROM {} v JOIN {} c ON c.model = v.model AND c.version = v.version \
+                 WHERE v.model = $1 AND v.version = $2 ORDER BY c.chunk_no",
+                versions_table(),
+                chunks_table()
+            ),
             None,
             &[model.into(), version.into()],
         )?;
         for row in rows {
-            if let Some(bytes) = row.get::<&[u8]>(1)? {
+            if expected.is_none() {
+                expected = row.get::<i64>(1)?;
+                blob.reserve(expected.unwrap_or(0) as usize);
+            }
+            if let Some(bytes) = row.get::<&[u8]>(2)? {
                 blob.extend_from_slice(bytes);
             }
         }
         Ok(())
     })
     .or_raise("reading the model");
+    let expected = expected.unwrap_or_else(|| {
+        // No chunk joined: the version is missing, or its chunks are.
+        optional_row::<i64>(
+            &format!("SELECT size_bytes FROM {} WHERE model = $1 AND version = $2", versions_table()),
+            &[model.into(), version.into()],
+        )
+        .unwrap_or_else(|| undefined_model(model))
+    }) as usize;
     if blob.len() != expected {
         crate::errors::raise(
             pgrx::PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
