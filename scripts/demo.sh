@@ -30,7 +30,8 @@ SQL
 psql_demo -c "SELECT count(*) AS interactions, count(DISTINCT user_id) AS users, count(DISTINCT item_id) AS items FROM ratings"
 psql_demo -c "SELECT model_name, version, device_used, users, items, interactions, round(final_loss::numeric, 4) AS final_loss,
                      round(train_seconds::numeric, 1) AS seconds, round(samples_per_second) AS samples_per_s
-              FROM neumf_train('movies', 'SELECT user_id, item_id, rating, ts FROM ratings', epochs => 8, batch_size => 1024, learning_rate => 0.003)"
+              FROM neumf_train('movies', 'SELECT user_id, item_id, rating, ts FROM ratings', epochs => 8, batch_size => 1024,
+                                      learning_rate => 0.003, pretrain => false, refit => false)"
 
 log "top 5 recommendations for users 1-3 (user u likes group u % 8; item i is in group i % 8)"
 psql_demo -c "SELECT u.user_id, (u.user_id - 1) % 8 AS user_group, r.rank, r.item_id, (r.item_id - 1) % 8 AS item_group, round(r.score::numeric, 3) AS score
