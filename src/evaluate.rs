@@ -34,16 +34,7 @@ fn neumf_evaluate(
     }
     let m = cache::get(model);
     let s = &m.scoring;
-    let trimmed = source.trim().trim_end_matches(';');
-    let first = trimmed.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
-    let query = if matches!(first.as_str(), "select" | "with" | "values" | "table") || trimmed.starts_with('(') {
-        trimmed.to_string()
-    } else {
-        let table = Spi::get_one_with_args::<String>("SELECT to_regclass($1)::text", &[trimmed.into()])
-            .or_raise("resolving the test table")
-            .unwrap_or_else(|| invalid_argument(format!("test table \"{trimmed}\" does not exist")));
-        format!("SELECT * FROM {table}")
-    };
+    let query = crate::source::resolve_query(source, "test");
     let has_negatives = Spi::connect(|c| -> Result<bool, pgrx::spi::Error> {
         let t = c.select(&format!("SELECT * FROM ({query}) AS neumf_test LIMIT 0"), None, &[])?;
         let names: Vec<String> = (1..=t.columns()?).map(|i| t.column_name(i)).collect::<Result<_, _>>()?;

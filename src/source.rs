@@ -56,24 +56,29 @@ fn is_temporal(oid: &PgOid) -> bool {
     matches!(oid, PgOid::BuiltIn(TIMESTAMPOID | TIMESTAMPTZOID | DATEOID))
 }
 
-/// Resolves `source` to a query and checks its columns and their types.
-pub fn describe(source: &str) -> SourceShape {
+/// A table name becomes `SELECT * FROM <table>`; a query is used as it is. `what` names the
+/// argument in errors ("source", "test table").
+pub fn resolve_query(source: &str, what: &str) -> String {
     let trimmed = source.trim().trim_end_matches(';').trim();
     if trimmed.is_empty() {
-        invalid_argument("source is empty: pass a table name or a SELECT query");
+        invalid_argument(format!("{what} is empty: pass a table name or a SELECT query"));
     }
-    let query = if looks_like_query(trimmed) {
-        trimmed.to_string()
-    } else {
-        let table = Spi::get_one_with_args::<String>("SELECT to_regclass($1)::text", &[trimmed.into()])
-            .or_raise("resolving the source table");
-        match table {
-            Some(t) => format!("SELECT * FROM {t}"),
-            None => invalid_argument(format!(
-                "source table \"{trimmed}\" does not exist (source must be a table name or a SELECT query)"
-            )),
-        }
-    };
+    if looks_like_query(trimmed) {
+        return trimmed.to_string();
+    }
+    let table = Spi::get_one_with_args::<String>("SELECT to_regclass($1)::text", &[trimmed.into()])
+        .or_raise("resolving the table");
+    match table {
+        Some(t) => format!("SELECT * FROM {t}"),
+        None => invalid_argument(format!(
+            "{what} table \"{trimmed}\" does not exist ({what} must be a table name or a SELECT query)"
+        )),
+    }
+}
+
+/// Resolves `source` to a query and checks its columns and their types.
+pub fn describe(source: &str) -> SourceShape {
+    let query = resolve_query(source, "source");
 
     let columns: Vec<(String, PgOid)> = Spi::connect(|client| {
         let t = client.select(&format!("SELECT * FROM ({query}) AS neumf_source LIMIT 0"), None, &[])?;

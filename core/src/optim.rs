@@ -131,6 +131,8 @@ mod tests {
     /// Same trajectory as libtorch's Adam and AdamW, for dense and sparse (embedding) gradients.
     #[test]
     fn matches_libtorch_adam() {
+        // Seeded: the data is random, so a failure must be reproducible.
+        tch::manual_seed(7);
         for wd in [0.0, 0.1] {
             let ids = Tensor::from_slice(&[0i64, 3, 3, 5, 1, 0, 7, 3]);
             let y = Tensor::randn([8, 1], (Kind::Float, Device::Cpu));
@@ -168,7 +170,9 @@ mod tests {
             };
             let (a, b) = (run(true), run(false));
             for (p, q) in a.iter().zip(&b) {
-                assert!((p - q).abs() < 1e-5, "wd {wd}: {a:?} vs {b:?}");
+                // Same formula, different float operation order: allow rounding drift over 30
+                // steps, far below what any change to the arithmetic would cause (~1e-2).
+                assert!((p - q).abs() <= 1e-5 + 1e-4 * q.abs(), "wd {wd}: {a:?} vs {b:?}");
             }
         }
     }

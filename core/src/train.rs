@@ -503,13 +503,10 @@ fn run_phases(
         Ok(Phases { last: neumf, best })
     } else {
         let arch = cfg.spec.architecture;
-        let phase = match (arch, refit) {
-            (Architecture::Gmf, false) => "gmf",
-            (Architecture::Mlp, false) => "mlp",
-            (Architecture::NeuMF, false) => "neumf",
-            (Architecture::Gmf, true) => "gmf refit",
-            (Architecture::Mlp, true) => "mlp refit",
-            (Architecture::NeuMF, true) => "neumf refit",
+        let phase = match arch {
+            Architecture::Gmf => name("gmf", "gmf refit"),
+            Architecture::Mlp => name("mlp", "mlp refit"),
+            Architecture::NeuMF => name("neumf", "neumf refit"),
         };
         let f = fit(data, holdout, &phase_cfg(arch, 0), None, device, phase, holdout.is_some(), observer)?;
         let best = vec![f.best_epoch];
