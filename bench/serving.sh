@@ -31,7 +31,7 @@ SQL
 if [ "$(q "SELECT count(*) FROM neumf_models WHERE model = 'ml100k' AND hyperparameters->>'factors' = '8'")" = 0 ]; then
   echo "   training ml100k (paper recipe: NeuMF f8, 64-32-16-8, 20 epochs)"
   q "SELECT neumf_drop('ml100k', if_exists => true)" >/dev/null
-  q "SELECT version FROM neumf_train('ml100k', 'ml_train', factors => 8, batch_size => 256, learning_rate => 0.001, epochs => 20, pretrain => false, validation => false)" >/dev/null
+  q "SELECT version FROM neumf_train('ml100k', 'ml_train', factors => 8, batch_size => 256, learning_rate => 0.001, epochs => 20, pretrain => false, validation => false, recency_weight => 0)" >/dev/null
 fi
 # Baseline: 100 precomputed rows per user (the model's own scores of 100 random items).
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'

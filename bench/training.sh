@@ -45,7 +45,7 @@ ref_hr=$(echo "$ref" | python3 -c "import json,sys; print(json.load(sys.stdin)['
 ref_ndcg=$(echo "$ref" | python3 -c "import json,sys; print(json.load(sys.stdin)['ndcg10'])")
 ref_s=$(echo "$ref" | python3 -c "import json,sys; print(json.load(sys.stdin)['train_s'])")
 ref_sps=$(echo "$ref" | python3 -c "import json,sys; print(json.load(sys.stdin)['samples_per_s'])")
-PAPER="architecture => 'neumf', factors => 8, layers => ARRAY[64,32,16,8], negatives => 4, batch_size => 256, learning_rate => 0.001, epochs => 20, validation => false, pretrain => false, device => 'cpu'"
+PAPER="architecture => 'neumf', factors => 8, layers => ARRAY[64,32,16,8], negatives => 4, batch_size => 256, learning_rate => 0.001, epochs => 20, validation => false, pretrain => false, recency_weight => 0, device => 'cpu'"
 IFS='|' read -r p_s p_sps _ _ _ <<<"$(train bench_paper "$PAPER")"
 IFS='|' read -r p_hr p_ndcg <<<"$(test_metrics bench_paper)"
 

@@ -33,7 +33,7 @@ fn neumf_score_text(model: &str, user_id: &str, item_id: &str) -> Option<f64> {
 }
 
 /// Top k of `candidates` for the user: (position in `candidates`, score), best first. Unknown
-/// and NULL candidates are skipped, repeats count once.
+/// and NULL candidates are skipped, repeats count once (`ScoringModel::rank`).
 fn rank<'a>(
     m: &ScoringModel,
     user: IdRef<'_>,
@@ -43,15 +43,7 @@ fn rank<'a>(
     let Some(u) = m.user_index(user) else {
         return Vec::new();
     };
-    let mut known: Vec<(u32, usize)> =
-        candidates.enumerate().filter_map(|(pos, id)| Some((m.item_index(id?)?, pos))).collect();
-    known.sort_unstable();
-    known.dedup_by_key(|(item, _)| *item);
-    let items: Vec<u32> = known.iter().map(|&(item, _)| item).collect();
-    let mut logits = Vec::with_capacity(items.len());
-    m.user_context(u).logits(&items, &mut logits);
-    let scored: Vec<(f32, u32)> = logits.iter().enumerate().map(|(j, &l)| (l, j as u32)).collect();
-    top_k(scored, k).into_iter().map(|(logit, j)| (known[j as usize].1, sigmoid(logit) as f64)).collect()
+    m.rank(u, candidates.map(|id| m.item_index(id?)), k).into_iter().map(|(pos, p)| (pos, p as f64)).collect()
 }
 
 /// The top `k` of `candidates` for the user, best first (rank 1 = best).

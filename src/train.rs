@@ -64,6 +64,8 @@ fn neumf_train(
     patience: default!(Option<i32>, "NULL"),
     pretrain: default!(Option<bool>, "NULL"),
     refit: default!(Option<bool>, "NULL"),
+    recency_weight: default!(Option<f64>, "NULL"),
+    recency_half_life: default!(Option<f64>, "NULL"),
 ) -> TableIterator<
     'static,
     (
@@ -133,6 +135,8 @@ fn neumf_train(
     // Pretraining is NeuMF's; the other architectures simply do not default to it.
     cfg.pretrain = pretrain.unwrap_or(cfg.pretrain && cfg.spec.architecture == Architecture::NeuMF);
     cfg.refit = refit.unwrap_or(cfg.refit);
+    cfg.recency_weight = recency_weight.unwrap_or(cfg.recency_weight);
+    cfg.recency_half_life = recency_half_life.unwrap_or(cfg.recency_half_life);
     cfg.validate().unwrap_or_else(|e| invalid_argument(e));
     if let Some(m) = min_rating {
         if !m.is_finite() {
@@ -151,6 +155,11 @@ fn neumf_train(
         ));
     }
     let validate = use_validation(&data, validation);
+    if recency_weight.is_some_and(|w| w > 0.0) && data.ts.is_none() {
+        notice!(
+            "neumf \"{model_name}\": recency_weight is ignored: the source has no ts column to order interactions by"
+        );
+    }
     notice!(
         "neumf \"{model_name}\": {} rows read → {} users, {} items, {} interactions (skipped {} NULL ids, {} below min_rating; {} duplicates collapsed){}",
         data.rows_read,
@@ -200,6 +209,9 @@ fn neumf_train(
         "pretrain": cfg.pretrain,
         "finetune_lr_factor": cfg.finetune_lr_factor,
         "refit": outcome.refit,
+        // Recency weighting needs timestamps; without them every positive weighed the same.
+        "recency_weight": if data.ts.is_some() { cfg.recency_weight } else { 0.0 },
+        "recency_half_life": cfg.recency_half_life,
     });
     let rows_skipped = json!({
         "null_user_id": skipped.null_user,

@@ -34,11 +34,29 @@ fn main() -> anyhow::Result<()> {
             max_prob = max_prob.max((sigmoid(got) - sigmoid(want)).abs());
         }
     }
+    // What one neumf_rank call costs inside the kernel: 100 random candidates, top 10.
+    let mut seed = 7u64;
+    let mut next = |n: i64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((seed >> 33) % n as u64) as u32
+    };
+    let requests: Vec<(u32, Vec<u32>)> = (0..1000).map(|_| (next(nu), (0..100).map(|_| next(ni)).collect())).collect();
+    let rounds = 50;
+    let started = std::time::Instant::now();
+    let mut checksum = 0usize;
+    for _ in 0..rounds {
+        for (u, cands) in &requests {
+            checksum += kernel.rank(*u, cands.iter().map(|&i| Some(i)), 10)[0].0;
+        }
+    }
+    let rank_us = started.elapsed().as_secs_f64() * 1e6 / (rounds * requests.len()) as f64;
     println!(
-        "{{\"pairs\": {}, \"max_abs_diff_probability\": {:e}, \"max_abs_diff_logit\": {:e}}}",
+        "{{\"pairs\": {}, \"max_abs_diff_probability\": {:e}, \"max_abs_diff_logit\": {:e}, \"rank_100_candidates_us\": {:.2}, \"checksum\": {}}}",
         nu * ni,
         max_prob,
-        max_logit
+        max_logit,
+        rank_us,
+        checksum % 1000
     );
     Ok(())
 }

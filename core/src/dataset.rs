@@ -128,6 +128,32 @@ impl Interactions {
         b.finish()
     }
 
+    /// For each interaction, how many of its user's interactions are strictly later (0 for the
+    /// latest); None without timestamps (NaN timestamps count as oldest).
+    pub fn later_counts(&self) -> Option<Vec<u32>> {
+        let ts = self.ts.as_ref()?;
+        let mut out = vec![0u32; self.len()];
+        let mut order: Vec<usize> = Vec::new();
+        for u in 0..self.n_users() {
+            let (lo, hi) = (self.user_ptr[u] as usize, self.user_ptr[u + 1] as usize);
+            order.clear();
+            order.extend(lo..hi);
+            // Latest first; NaN sorts as oldest.
+            order.sort_unstable_by(|&a, &b| {
+                let key = |r: usize| if ts[r].is_nan() { f64::NEG_INFINITY } else { ts[r] };
+                key(b).total_cmp(&key(a))
+            });
+            let mut later = 0u32;
+            for (k, &r) in order.iter().enumerate() {
+                if k > 0 && ts[r] != ts[order[k - 1]] {
+                    later = k as u32;
+                }
+                out[r] = later;
+            }
+        }
+        Some(out)
+    }
+
     /// Rebuilds from kept rows (indices into `users`/`items`), with the same id maps.
     pub fn subset(&self, keep: impl Iterator<Item = usize>) -> Interactions {
         let mut b = InteractionsBuilder::new(self.user_ids.clone(), self.item_ids.clone());
@@ -162,5 +188,17 @@ mod tests {
         assert_eq!(d.seen(0), &[0, 2]); // user 10: items 5 and 7
         assert_eq!(d.seen(1), &[1]);
         assert_eq!(d.popularity, vec![2, 1, 1]);
+        assert!(d.later_counts().is_none());
+    }
+
+    #[test]
+    fn counts_later_interactions_per_user_with_ties() {
+        let mut b = InteractionsBuilder::new(IdMap::placeholder(2), IdMap::placeholder(4));
+        for (u, i, t) in [(0, 0, 5.0), (0, 1, 9.0), (0, 2, 7.0), (0, 3, 9.0), (1, 0, 1.0)] {
+            b.push_at(u, i, t);
+        }
+        let d = b.finish();
+        // User 0: items 1 and 3 are latest (tied), then item 2, then item 0.
+        assert_eq!(d.later_counts().unwrap(), vec![3, 0, 2, 0, 0]);
     }
 }

@@ -300,12 +300,91 @@ impl UserContext<'_> {
         self.logits_portable(items, out)
     }
 
-    /// The same loops compiled for AVX2 + FMA (8 lanes, fused multiply-add), chosen at run time
-    /// so the library still runs on any x86-64.
+    /// The same computation with AVX2 + FMA intrinsics, chosen at run time so the library still
+    /// runs on any x86-64. Candidates are padded to a multiple of 8 (one register); each dense
+    /// layer keeps four outputs' sums in registers across its inputs, so every activation load
+    /// feeds four fused multiply-adds and nothing is stored until an output is complete.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn logits_avx2(&mut self, items: &[u32], out: &mut Vec<f32>) {
-        self.logits_portable(items, out)
+        use std::arch::x86_64::*;
+        let m = self.model;
+        let n = items.len();
+        let np = n.next_multiple_of(8);
+        out.clear();
+        out.resize(np, m.output_bias);
+        if let Some(g) = &m.gmf {
+            for (o, &i) in out.iter_mut().zip(items) {
+                let i = i as usize;
+                *o += dot(self.gmf_user, &g.item_folded[i * g.factors..(i + 1) * g.factors]);
+            }
+        }
+        let Some(mlp) = &m.mlp else {
+            out.truncate(n);
+            return;
+        };
+        let mut z = std::mem::take(&mut self.scratch_a);
+        z.clear();
+        z.resize(mlp.hidden * np, 0.0);
+        for (c, &i) in items.iter().enumerate() {
+            let pre = &mlp.item_pre[i as usize * mlp.hidden..(i as usize + 1) * mlp.hidden];
+            for (j, (&u, &p)) in self.mlp_user_pre.iter().zip(pre).enumerate() {
+                z[j * np + c] = (u + p).max(0.0);
+            }
+        }
+        let mut next = std::mem::take(&mut self.scratch_b);
+        let zero = _mm256_setzero_ps();
+        for layer in &mlp.upper {
+            let (inputs, outputs) = (layer.inputs, layer.outputs);
+            next.clear();
+            next.resize(outputs * np, 0.0);
+            let (w, x, y) = (layer.weight.as_ptr(), z.as_ptr(), next.as_mut_ptr());
+            for cb in (0..np).step_by(8) {
+                let mut o = 0;
+                while o + 4 <= outputs {
+                    let mut acc = [
+                        _mm256_set1_ps(layer.bias[o]),
+                        _mm256_set1_ps(layer.bias[o + 1]),
+                        _mm256_set1_ps(layer.bias[o + 2]),
+                        _mm256_set1_ps(layer.bias[o + 3]),
+                    ];
+                    for j in 0..inputs {
+                        let xv = _mm256_loadu_ps(x.add(j * np + cb));
+                        for (k, a) in acc.iter_mut().enumerate() {
+                            *a = _mm256_fmadd_ps(_mm256_set1_ps(*w.add((o + k) * inputs + j)), xv, *a);
+                        }
+                    }
+                    for (k, a) in acc.iter().enumerate() {
+                        _mm256_storeu_ps(y.add((o + k) * np + cb), _mm256_max_ps(*a, zero));
+                    }
+                    o += 4;
+                }
+                while o < outputs {
+                    let mut a = _mm256_set1_ps(layer.bias[o]);
+                    for j in 0..inputs {
+                        a = _mm256_fmadd_ps(
+                            _mm256_set1_ps(*w.add(o * inputs + j)),
+                            _mm256_loadu_ps(x.add(j * np + cb)),
+                            a,
+                        );
+                    }
+                    _mm256_storeu_ps(y.add(o * np + cb), _mm256_max_ps(a, zero));
+                    o += 1;
+                }
+            }
+            std::mem::swap(&mut z, &mut next);
+        }
+        let (x, o) = (z.as_ptr(), out.as_mut_ptr());
+        for cb in (0..np).step_by(8) {
+            let mut a = _mm256_loadu_ps(o.add(cb));
+            for (j, &h) in mlp.output.iter().enumerate() {
+                a = _mm256_fmadd_ps(_mm256_set1_ps(h), _mm256_loadu_ps(x.add(j * np + cb)), a);
+            }
+            _mm256_storeu_ps(o.add(cb), a);
+        }
+        out.truncate(n);
+        self.scratch_a = z;
+        self.scratch_b = next;
     }
 
     #[inline(always)]
@@ -360,6 +439,46 @@ impl UserContext<'_> {
     }
 }
 
+thread_local! {
+    /// Per-thread marks for dropping repeated candidates in O(n): `marks[item] == stamp` means
+    /// "already taken in this call". A backend is one thread, so this is one array per backend.
+    static CANDIDATE_MARKS: std::cell::RefCell<(Vec<u32>, u32)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
+}
+
+impl ScoringModel {
+    /// The top `k` of `candidates` (item indices; None for an unknown id, skipped) for `user`:
+    /// (position in `candidates`, probability), best first. A repeated item counts once, at its
+    /// first position.
+    pub fn rank(&self, user: u32, candidates: impl Iterator<Item = Option<u32>>, k: usize) -> Vec<(usize, f32)> {
+        let mut items: Vec<u32> = Vec::with_capacity(candidates.size_hint().0);
+        let mut positions: Vec<u32> = Vec::with_capacity(items.capacity());
+        CANDIDATE_MARKS.with_borrow_mut(|(marks, stamp)| {
+            if marks.len() < self.n_items() {
+                marks.resize(self.n_items(), 0);
+            }
+            *stamp = stamp.wrapping_add(1);
+            if *stamp == 0 {
+                // Wrapped after 2^32 calls: old marks could collide, so start clean.
+                marks.fill(0);
+                *stamp = 1;
+            }
+            for (pos, item) in candidates.enumerate() {
+                let Some(item) = item else { continue };
+                let mark = &mut marks[item as usize];
+                if *mark != *stamp {
+                    *mark = *stamp;
+                    items.push(item);
+                    positions.push(pos as u32);
+                }
+            }
+        });
+        let mut logits = Vec::with_capacity(items.len());
+        self.user_context(user).logits(&items, &mut logits);
+        let scored: Vec<(f32, u32)> = logits.into_iter().zip(positions).collect();
+        top_k(scored, k).into_iter().map(|(logit, pos)| (pos as usize, sigmoid(logit))).collect()
+    }
+}
+
 pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -383,12 +502,13 @@ pub fn top_k(mut scored: Vec<(f32, u32)>, k: usize) -> Vec<(f32, u32)> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn batched_logits_match_one_by_one() {
+    /// A small NeuMF with random weights: 3 users, 7 items, f = 4, tower 8-6-5-3 (so one
+    /// layer has a block of four outputs plus a remainder and another has only a remainder).
+    fn random_model() -> ScoringModel {
         use crate::codec::ModelArtifact;
         use crate::spec::Architecture;
         use std::collections::BTreeMap;
-        let (nu, ni, f, layers) = (3usize, 7usize, 4usize, vec![8usize, 6, 3]);
+        let (nu, ni, f, layers) = (3usize, 7usize, 4usize, vec![8usize, 6, 5, 3]);
         let mut seed = 1u32;
         let mut rnd = |n: usize| -> Tensor32 {
             let data = (0..n)
@@ -411,8 +531,10 @@ mod tests {
         put("mlp.item_embedding.weight", vec![ni, 4]);
         put("mlp.layers.0.weight", vec![6, 8]);
         put("mlp.layers.0.bias", vec![6]);
-        put("mlp.layers.1.weight", vec![3, 6]);
-        put("mlp.layers.1.bias", vec![3]);
+        put("mlp.layers.1.weight", vec![5, 6]);
+        put("mlp.layers.1.bias", vec![5]);
+        put("mlp.layers.2.weight", vec![3, 5]);
+        put("mlp.layers.2.bias", vec![3]);
         put("output.weight", vec![1, f + 3]);
         put("output.bias", vec![1]);
         let art = ModelArtifact {
@@ -424,9 +546,15 @@ mod tests {
             seen_items: vec![],
             popularity: vec![0; ni],
         };
-        let model = ScoringModel::from_artifact(art).unwrap();
-        let items: Vec<u32> = vec![3, 0, 6, 6, 2];
-        for u in 0..nu as u32 {
+        ScoringModel::from_artifact(art).unwrap()
+    }
+
+    #[test]
+    fn batched_logits_match_one_by_one() {
+        let model = random_model();
+        // 13 candidates: one full register of 8 and a padded one.
+        let items: Vec<u32> = vec![3, 0, 6, 6, 2, 1, 5, 4, 0, 2, 3, 6, 1];
+        for u in 0..model.n_users() as u32 {
             let mut ctx = model.user_context(u);
             let mut batch = Vec::new();
             ctx.logits(&items, &mut batch);
@@ -434,6 +562,33 @@ mod tests {
                 assert!((ctx.logit(i) - b).abs() < 1e-5);
             }
         }
+    }
+
+    #[test]
+    fn rank_skips_unknown_counts_repeats_once_and_sorts() {
+        let model = random_model();
+        let candidates = [Some(5), None, Some(2), Some(5), Some(0), Some(6), Some(2), Some(1)];
+        for u in 0..model.n_users() as u32 {
+            let got = model.rank(u, candidates.iter().copied(), 3);
+            // Brute force: first position of each distinct known item, by probability.
+            let mut want: Vec<(usize, f32)> = Vec::new();
+            for (pos, c) in candidates.iter().enumerate() {
+                if let Some(i) = c {
+                    if !candidates[..pos].contains(&Some(*i)) {
+                        want.push((pos, model.user_context(u).score(*i)));
+                    }
+                }
+            }
+            want.sort_by(|a, b| b.1.total_cmp(&a.1));
+            want.truncate(3);
+            assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), want.iter().map(|r| r.0).collect::<Vec<_>>());
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g.1 - w.1).abs() < 1e-6);
+            }
+        }
+        // Marks from one call must not leak into the next.
+        assert_eq!(model.rank(0, [Some(5)].into_iter(), 3).len(), 1);
+        assert!(model.rank(0, [None, None].into_iter(), 3).is_empty());
     }
 
     #[test]

@@ -171,6 +171,10 @@ pub fn default_layers(factors: usize) -> Vec<usize> {
     vec![8 * factors, 4 * factors, 2 * factors, factors]
 }
 
+fn default_recency_half_life() -> f64 {
+    5.0
+}
+
 /// The shipped defaults (see [`TrainConfig::recommended`]).
 pub struct Recommended {
     pub factors: usize,
@@ -186,6 +190,8 @@ pub struct Recommended {
     pub pretrain: bool,
     pub finetune_lr_factor: f64,
     pub refit: bool,
+    pub recency_weight: f64,
+    pub recency_half_life: f64,
 }
 
 /// Chosen on ML-100K's validation holdout (each user's latest training interaction + 99 fixed
@@ -206,6 +212,8 @@ pub const RECOMMENDED: Recommended = Recommended {
     pretrain: true,
     finetune_lr_factor: 0.3,
     refit: true,
+    recency_weight: 3.0,
+    recency_half_life: 5.0,
 };
 
 /// Everything `neumf_train` accepts besides the source.
@@ -237,6 +245,13 @@ pub struct TrainConfig {
     /// With a validation holdout: after choosing each phase's epochs on it, train again on all
     /// the data for those epochs (see `train::train_and_refit`).
     pub refit: bool,
+    /// Recency weighting (needs timestamps): a positive with `a` later interactions of its user
+    /// weighs 1 + recency_weight × 2^(−a / recency_half_life), normalised to mean 1, so user
+    /// vectors lean towards current taste. 0 = every positive weighs the same.
+    #[serde(default)]
+    pub recency_weight: f64,
+    #[serde(default = "default_recency_half_life")]
+    pub recency_half_life: f64,
     /// Cut-off K of the validation metrics.
     pub eval_k: usize,
 }
@@ -261,6 +276,8 @@ impl TrainConfig {
             pretrain: false,
             finetune_lr_factor: 1.0,
             refit: false,
+            recency_weight: 0.0,
+            recency_half_life: default_recency_half_life(),
             eval_k: 10,
         }
     }
@@ -283,6 +300,8 @@ impl TrainConfig {
         c.pretrain = RECOMMENDED.pretrain;
         c.finetune_lr_factor = RECOMMENDED.finetune_lr_factor;
         c.refit = RECOMMENDED.refit;
+        c.recency_weight = RECOMMENDED.recency_weight;
+        c.recency_half_life = RECOMMENDED.recency_half_life;
         c
     }
 
@@ -339,6 +358,15 @@ impl TrainConfig {
         if !(self.finetune_lr_factor.is_finite() && self.finetune_lr_factor > 0.0 && self.finetune_lr_factor <= 10.0) {
             return Err(format!("finetune_lr_factor must be in (0, 10], got {}", self.finetune_lr_factor));
         }
+        if !(self.recency_weight.is_finite() && (0.0..=1000.0).contains(&self.recency_weight)) {
+            return Err(format!("recency_weight must be in [0, 1000], got {}", self.recency_weight));
+        }
+        if !(self.recency_half_life.is_finite() && self.recency_half_life > 0.0 && self.recency_half_life <= 1e6) {
+            return Err(format!(
+                "recency_half_life (interactions) must be in (0, 1000000], got {}",
+                self.recency_half_life
+            ));
+        }
         if self.eval_k == 0 || self.eval_k > 1000 {
             return Err(format!("eval_k must be between 1 and 1000, got {}", self.eval_k));
         }
@@ -388,6 +416,12 @@ mod tests {
         c.spec.architecture = Architecture::Mlp;
         c.pretrain = true;
         assert!(c.validate().unwrap_err().contains("pretrain"));
+        let mut c = TrainConfig::paper_defaults();
+        c.recency_weight = -1.0;
+        assert!(c.validate().unwrap_err().contains("recency_weight"));
+        let mut c = TrainConfig::paper_defaults();
+        c.recency_half_life = 0.0;
+        assert!(c.validate().unwrap_err().contains("recency_half_life"));
         TrainConfig::recommended().validate().unwrap();
         // GMF ignores the MLP tower entirely.
         let mut c = TrainConfig::paper_defaults();

@@ -237,6 +237,19 @@ impl Optimizer {
     }
 }
 
+/// Per-positive loss weights leaning towards each user's latest interactions (see
+/// `TrainConfig::recency_weight`), mean 1; None when off or without timestamps.
+fn recency_weights(data: &Interactions, boost: f64, half_life: f64, device: Device) -> Result<Option<Tensor>> {
+    if boost <= 0.0 {
+        return Ok(None);
+    }
+    let Some(later) = data.later_counts() else { return Ok(None) };
+    let mut w: Vec<f32> = later.iter().map(|&a| (1.0 + boost * (-(a as f64) / half_life).exp2()) as f32).collect();
+    let mean = w.iter().map(|&x| x as f64).sum::<f64>() / w.len().max(1) as f64;
+    w.iter_mut().for_each(|x| *x = (*x as f64 / mean) as f32);
+    Ok(Some(Tensor::f_from_slice(&w)?.f_to(device)?))
+}
+
 /// One model trained to the end of its schedule (or stopped early), best weights restored.
 struct Fit {
     weights: BTreeMap<String, Tensor32>,
@@ -276,6 +289,7 @@ fn fit(
     let pos_items = to_device_i64(&data.items, device)?;
     let sampler = NegativeSampler::new(data, &pos_users, cfg.sampling, device)?;
     let n_pos = data.len() as i64;
+    let pos_weights = recency_weights(data, cfg.recency_weight, cfg.recency_half_life, device)?;
 
     let started = Instant::now();
     let mut epochs: Vec<EpochReport> = Vec::with_capacity(cfg.epochs);
@@ -304,6 +318,12 @@ fn fit(
         let perm = Tensor::f_randperm(n, (Kind::Int64, device))?;
         let (users, items, labels) =
             (users.f_index_select(0, &perm)?, items.f_index_select(0, &perm)?, labels.f_index_select(0, &perm)?);
+        let weights = match &pos_weights {
+            Some(w) => Some(
+                Tensor::f_cat(&[w, &Tensor::f_ones([n_neg], (Kind::Float, device))?], 0)?.f_index_select(0, &perm)?,
+            ),
+            None => None,
+        };
 
         // Summed on the device; read once per epoch so GPU batches never wait on the host.
         let mut loss_sum = Tensor::f_zeros([], (Kind::Double, device))?;
@@ -315,12 +335,9 @@ fn fit(
             let u = users.f_narrow(0, start, len)?;
             let i = items.f_narrow(0, start, len)?;
             let y = labels.f_narrow(0, start, len)?;
-            let loss = net.logits_t(&u, &i, true).f_binary_cross_entropy_with_logits::<Tensor>(
-                &y,
-                None,
-                None,
-                Reduction::Mean,
-            )?;
+            let w = weights.as_ref().map(|w| w.f_narrow(0, start, len)).transpose()?;
+            let loss =
+                net.logits_t(&u, &i, true).f_binary_cross_entropy_with_logits(&y, w.as_ref(), None, Reduction::Mean)?;
             opt.backward_step(&loss)?;
             let _ = loss_sum.f_add_(&loss.f_detach()?.f_to_kind(Kind::Double)?.f_mul_scalar(len as f64)?)?;
             start += len;
@@ -570,4 +587,28 @@ pub fn train_and_refit(
     out.summary.refit = true;
     out.weights = fin.weights;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recency_weights_favour_each_users_latest_and_average_one() {
+        let users = [0, 0, 0, 1, 1];
+        let items = [0, 1, 2, 0, 1];
+        let ts = [1.0, 3.0, 2.0, 5.0, 5.0];
+        let data = Interactions::from_pairs(2, 3, &users, &items, Some(&ts));
+        let w: Vec<f32> = Vec::try_from(&recency_weights(&data, 3.0, 1.0, Device::Cpu).unwrap().unwrap()).unwrap();
+        let mean = w.iter().sum::<f32>() / w.len() as f32;
+        assert!((mean - 1.0).abs() < 1e-6);
+        // User 0: item 1 (latest) > item 2 > item 0; user 1's tied pair weighs the same.
+        assert!(w[1] > w[2] && w[2] > w[0]);
+        assert_eq!(w[3], w[4]);
+        assert_eq!(w[1], w[3]);
+        // Off, or without timestamps: no weights at all.
+        assert!(recency_weights(&data, 0.0, 1.0, Device::Cpu).unwrap().is_none());
+        let untimed = Interactions::from_pairs(2, 3, &users, &items, None);
+        assert!(recency_weights(&untimed, 3.0, 1.0, Device::Cpu).unwrap().is_none());
+    }
 }
