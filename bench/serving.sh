@@ -50,7 +50,7 @@ tps() { # script extra-args… → transactions per second (excluding connection
   "$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECS" "$@" 2>&1 | tee -a "$work/pgbench.log" \
     | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1
 }
-ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
+ratio() { awk "BEGIN { printf \"%.3f\", $1 / $2 }"; }
 
 echo "== 1. neumf_rank over 100 candidates vs indexed lookup (prepared, $CLIENTS clients, ${SECS}s each)"
 # warm both (first call per connection loads the model)

@@ -300,6 +300,29 @@ impl UserContext<'_> {
         self.logits_portable(items, out)
     }
 
+    /// Adds the GMF term to `out` (one slot per candidate) and writes the first MLP layer
+    /// feature-major into `z` with row stride `stride` (≥ candidates; padding stays 0):
+    /// z[j·stride + c] = relu(user_pre[j] + item_pre[item_c][j]).
+    #[inline(always)]
+    fn gmf_and_first_layer(&self, items: &[u32], out: &mut [f32], stride: usize, z: &mut Vec<f32>) {
+        let m = self.model;
+        if let Some(g) = &m.gmf {
+            for (o, &i) in out.iter_mut().zip(items) {
+                let i = i as usize;
+                *o += dot(self.gmf_user, &g.item_folded[i * g.factors..(i + 1) * g.factors]);
+            }
+        }
+        let Some(mlp) = &m.mlp else { return };
+        z.clear();
+        z.resize(mlp.hidden * stride, 0.0);
+        for (c, &i) in items.iter().enumerate() {
+            let pre = &mlp.item_pre[i as usize * mlp.hidden..(i as usize + 1) * mlp.hidden];
+            for (j, (&u, &p)) in self.mlp_user_pre.iter().zip(pre).enumerate() {
+                z[j * stride + c] = (u + p).max(0.0);
+            }
+        }
+    }
+
     /// The same computation with AVX2 + FMA intrinsics, chosen at run time so the library still
     /// runs on any x86-64. Candidates are padded to a multiple of 8 (one register); each dense
     /// layer keeps four outputs' sums in registers across its inputs, so every activation load
@@ -313,25 +336,13 @@ impl UserContext<'_> {
         let np = n.next_multiple_of(8);
         out.clear();
         out.resize(np, m.output_bias);
-        if let Some(g) = &m.gmf {
-            for (o, &i) in out.iter_mut().zip(items) {
-                let i = i as usize;
-                *o += dot(self.gmf_user, &g.item_folded[i * g.factors..(i + 1) * g.factors]);
-            }
-        }
+        let mut z = std::mem::take(&mut self.scratch_a);
+        self.gmf_and_first_layer(items, out, np, &mut z);
         let Some(mlp) = &m.mlp else {
             out.truncate(n);
+            self.scratch_a = z;
             return;
         };
-        let mut z = std::mem::take(&mut self.scratch_a);
-        z.clear();
-        z.resize(mlp.hidden * np, 0.0);
-        for (c, &i) in items.iter().enumerate() {
-            let pre = &mlp.item_pre[i as usize * mlp.hidden..(i as usize + 1) * mlp.hidden];
-            for (j, (&u, &p)) in self.mlp_user_pre.iter().zip(pre).enumerate() {
-                z[j * np + c] = (u + p).max(0.0);
-            }
-        }
         let mut next = std::mem::take(&mut self.scratch_b);
         let zero = _mm256_setzero_ps();
         for layer in &mlp.upper {
@@ -393,23 +404,12 @@ impl UserContext<'_> {
         let n = items.len();
         out.clear();
         out.resize(n, m.output_bias);
-        if let Some(g) = &m.gmf {
-            for (o, &i) in out.iter_mut().zip(items) {
-                let i = i as usize;
-                *o += dot(self.gmf_user, &g.item_folded[i * g.factors..(i + 1) * g.factors]);
-            }
-        }
-        let Some(mlp) = &m.mlp else { return };
-        // First layer: z[j][c] = relu(user_pre[j] + item_pre[item_c][j]).
         let mut z = std::mem::take(&mut self.scratch_a);
-        z.clear();
-        z.resize(mlp.hidden * n, 0.0);
-        for (c, &i) in items.iter().enumerate() {
-            let pre = &mlp.item_pre[i as usize * mlp.hidden..(i as usize + 1) * mlp.hidden];
-            for (j, (&u, &p)) in self.mlp_user_pre.iter().zip(pre).enumerate() {
-                z[j * n + c] = (u + p).max(0.0);
-            }
-        }
+        self.gmf_and_first_layer(items, out, n, &mut z);
+        let Some(mlp) = &m.mlp else {
+            self.scratch_a = z;
+            return;
+        };
         let mut next = std::mem::take(&mut self.scratch_b);
         for layer in &mlp.upper {
             next.clear();

@@ -323,10 +323,11 @@ t_validation_metrics_are_stored() {
 
 t_ml100k_defaults_quality_floor() {
   # Nothing but a name and a source: the shipped defaults (pretraining + refit, chosen on a
-  # validation split of the training data). Measured HR@10 0.6087 / NDCG@10 0.3413 at seed 42.
+  # validation split of the training data, recency weighting). Measured HR@10 0.6098 / NDCG@10
+  # 0.3465 at seed 42 (0.6320 / 0.3579 and 0.6140 / 0.3452 at seeds 1 and 2); deterministic on CPU.
   local row res
   row=$(qc "SELECT round(train_seconds::numeric, 1) || ' s, validation HR@10 ' || round(validation_hr::numeric, 4) FROM neumf_train('ml_defaults', 'ml_train')")
   res=$(qc "SELECT round((hr * users / (users + skipped))::numeric, 4) || '|' || round((ndcg * users / (users + skipped))::numeric, 4) FROM neumf_evaluate('ml_defaults', 'SELECT user_id, test_item AS item_id, negatives FROM ml_test')")
   echo "      defaults: $row; test HR@10 ${res%|*}, NDCG@10 ${res#*|} (paper recipe floor above: 0.55)"
-  assert_true "${res%|*} >= 0.59 AND ${res#*|} >= 0.32" "defaults quality floor"
+  assert_true "${res%|*} >= 0.60 AND ${res#*|} >= 0.335" "defaults quality floor"
 }
