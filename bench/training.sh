@@ -11,6 +11,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(cd "$here/.." && pwd)
 . "$repo/scripts/env.sh"
+. "$repo/scripts/ml100k.sh"
 THREADS=${1:-2}
 shared=${NEUMF_SHARED:-$repo/../shared}; d="$shared/data/ml-100k"
 [ -f "$d/loo.train.tsv" ] || { echo "ML-100K not found under $d" >&2; exit 1; }
@@ -20,15 +21,8 @@ export PGOPTIONS="-c client_min_messages=warning -c neumf.train_threads=$THREADS
 q() { psql -X -q -tA -v ON_ERROR_STOP=1 -c "$1"; }
 "$repo/scripts/cluster.sh" start
 psql -X -q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'neumf_bench'" | grep -q 1 || psql -X -q -d postgres -c "CREATE DATABASE neumf_bench"
-psql -X -q -v ON_ERROR_STOP=1 <<SQL
-CREATE EXTENSION IF NOT EXISTS neumf;
-DROP TABLE IF EXISTS ml_train, ml_test_raw, ml_test;
-CREATE TABLE ml_train (user_id int, item_id int, rating int, ts bigint);
-\copy ml_train FROM '$d/loo.train.tsv'
-CREATE TABLE ml_test_raw (user_id int, item_id int, negatives text);
-\copy ml_test_raw FROM '$d/loo.test.negative'
-CREATE TABLE ml_test AS SELECT user_id, item_id, string_to_array(negatives, ',')::int8[] AS negatives FROM ml_test_raw;
-SQL
+psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS neumf"
+load_ml100k "$d"
 # HR and NDCG over all 943 test users (skipped ones are misses), as "hr|ndcg".
 test_metrics() {
   q "SELECT round((hr * users / (users + skipped))::numeric, 4) || '|' || round((ndcg * users / (users + skipped))::numeric, 4)

@@ -123,7 +123,7 @@ fn main() -> anyhow::Result<()> {
     }
     let full: Interactions = b.finish();
     let (train_data, holdout) = if get("validate", "false") == "true" {
-        let (t, h) = leave_one_out(&full, 99, num("holdout-seed", 42.0) as u64);
+        let (t, h) = leave_one_out(&full, 99, num("holdout-seed", cfg.seed as f64) as u64);
         (t, Some(h))
     } else {
         (full.clone(), None)
@@ -156,20 +156,6 @@ fn main() -> anyhow::Result<()> {
     let art = ModelArtifact::new(cfg.spec.clone(), out.weights, &full);
     let model = ScoringModel::from_artifact(art)?;
     let test_metrics = eval::sampled(&mut Kernel(&model), &test, 10)?;
-    // Scores of every candidate, one user per line, for offline ensembling experiments.
-    if let Some(path) = opts.get("dump") {
-        let mut text = String::new();
-        for (name, h) in [("test", Some(&test)), ("val", holdout.as_ref().filter(|_| !cfg.refit))] {
-            let Some(h) = h else { continue };
-            let users: Vec<u32> = h.users.iter().flat_map(|&u| std::iter::repeat_n(u, h.per_user)).collect();
-            let scores = Kernel(&model).score_pairs(&users, &h.candidates)?;
-            for row in scores.chunks_exact(h.per_user) {
-                let row: Vec<String> = row.iter().map(|x| format!("{x:.6}")).collect();
-                text.push_str(&format!("{name}\t{}\n", row.join(",")));
-            }
-        }
-        std::fs::write(path, text)?;
-    }
     let trace: Vec<String> =
         progress.trace.iter().map(|(e, s, hr, nd)| format!("[{e},{s:.2},{hr:.4},{nd:.4}]")).collect();
     println!(

@@ -265,17 +265,38 @@ fn better(a: &RankingMetrics, b: &RankingMetrics) -> bool {
     (a.hr, a.ndcg) > (b.hr, b.ndcg)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every phase of one training (GMF, MLP, NeuMF) shares, prepared once: the positives on
+/// the device, the negative sampler over them and the positives' loss weights.
+struct PhaseInputs<'a> {
+    data: &'a Interactions,
+    holdout: Option<&'a Holdout>,
+    device: Device,
+    pos_users: Tensor,
+    pos_items: Tensor,
+    sampler: NegativeSampler,
+    pos_weights: Option<Tensor>,
+}
+
+impl<'a> PhaseInputs<'a> {
+    fn new(data: &'a Interactions, holdout: Option<&'a Holdout>, cfg: &TrainConfig, device: Device) -> Result<Self> {
+        let pos_users = to_device_i64(&data.users, device)?;
+        let pos_items = to_device_i64(&data.items, device)?;
+        let sampler = NegativeSampler::new(data, &pos_users, cfg.sampling, device)?;
+        let pos_weights = recency_weights(data, cfg.recency_weight, cfg.recency_half_life, device)?;
+        Ok(Self { data, holdout, device, pos_users, pos_items, sampler, pos_weights })
+    }
+}
+
 fn fit(
-    data: &Interactions,
-    holdout: Option<&Holdout>,
+    inputs: &PhaseInputs,
     cfg: &TrainConfig,
     init: Option<&BTreeMap<String, Tensor32>>,
-    device: Device,
     phase: &'static str,
     full_eval: bool,
     observer: &mut dyn TrainObserver,
 ) -> Result<Fit> {
+    let PhaseInputs { data, holdout, device, pos_users, pos_items, sampler, pos_weights } = inputs;
+    let (data, holdout, device) = (*data, *holdout, *device);
     let mut vs = nn::VarStore::new(device);
     let sparse = device == Device::Cpu; // CpuAdam takes sparse embedding gradients
     let net =
@@ -284,12 +305,7 @@ fn fit(
         load_matching(&mut vs, w)?;
     }
     let mut opt = Optimizer::new(&vs, cfg, device)?;
-
-    let pos_users = to_device_i64(&data.users, device)?;
-    let pos_items = to_device_i64(&data.items, device)?;
-    let sampler = NegativeSampler::new(data, &pos_users, cfg.sampling, device)?;
     let n_pos = data.len() as i64;
-    let pos_weights = recency_weights(data, cfg.recency_weight, cfg.recency_half_life, device)?;
 
     let started = Instant::now();
     let mut epochs: Vec<EpochReport> = Vec::with_capacity(cfg.epochs);
@@ -308,8 +324,8 @@ fn fit(
             }
         }
         let n_neg = neg_users.size()[0];
-        let users = Tensor::f_cat(&[&pos_users, &neg_users], 0)?;
-        let items = Tensor::f_cat(&[&pos_items, &neg_items], 0)?;
+        let users = Tensor::f_cat(&[pos_users, &neg_users], 0)?;
+        let items = Tensor::f_cat(&[pos_items, &neg_items], 0)?;
         let labels = Tensor::f_cat(
             &[Tensor::f_ones([n_pos], (Kind::Float, device))?, Tensor::f_zeros([n_neg], (Kind::Float, device))?],
             0,
@@ -318,7 +334,7 @@ fn fit(
         let perm = Tensor::f_randperm(n, (Kind::Int64, device))?;
         let (users, items, labels) =
             (users.f_index_select(0, &perm)?, items.f_index_select(0, &perm)?, labels.f_index_select(0, &perm)?);
-        let weights = match &pos_weights {
+        let weights = match pos_weights {
             Some(w) => Some(
                 Tensor::f_cat(&[w, &Tensor::f_ones([n_neg], (Kind::Float, device))?], 0)?.f_index_select(0, &perm)?,
             ),
@@ -484,32 +500,15 @@ fn run_phases(
         c
     };
     let name = |a: &'static str, r: &'static str| if refit { r } else { a };
+    let inputs = PhaseInputs::new(data, holdout, cfg, device)?;
+    let full_eval = holdout.is_some();
     if cfg.pretrain {
-        let gmf = fit(
-            data,
-            holdout,
-            &phase_cfg(Architecture::Gmf, 0),
-            None,
-            device,
-            name("gmf", "gmf refit"),
-            false,
-            observer,
-        )?;
-        let mlp = fit(
-            data,
-            holdout,
-            &phase_cfg(Architecture::Mlp, 1),
-            None,
-            device,
-            name("mlp", "mlp refit"),
-            false,
-            observer,
-        )?;
+        let gmf = fit(&inputs, &phase_cfg(Architecture::Gmf, 0), None, name("gmf", "gmf refit"), false, observer)?;
+        let mlp = fit(&inputs, &phase_cfg(Architecture::Mlp, 1), None, name("mlp", "mlp refit"), false, observer)?;
         let init = fuse_pretrained(&gmf.weights, &mlp.weights, 0.5)?;
         let mut fine = phase_cfg(Architecture::NeuMF, 2);
         fine.learning_rate *= cfg.finetune_lr_factor;
-        let mut neumf =
-            fit(data, holdout, &fine, Some(&init), device, name("neumf", "neumf refit"), holdout.is_some(), observer)?;
+        let mut neumf = fit(&inputs, &fine, Some(&init), name("neumf", "neumf refit"), full_eval, observer)?;
         let best = vec![gmf.best_epoch, mlp.best_epoch, neumf.best_epoch];
         let mut all = gmf.epochs;
         all.extend(mlp.epochs);
@@ -525,7 +524,7 @@ fn run_phases(
             Architecture::Mlp => name("mlp", "mlp refit"),
             Architecture::NeuMF => name("neumf", "neumf refit"),
         };
-        let f = fit(data, holdout, &phase_cfg(arch, 0), None, device, phase, holdout.is_some(), observer)?;
+        let f = fit(&inputs, &phase_cfg(arch, 0), None, phase, full_eval, observer)?;
         let best = vec![f.best_epoch];
         Ok(Phases { last: f, best })
     }

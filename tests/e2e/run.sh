@@ -7,6 +7,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 . "$here/lib.sh"
+. "$here/../../scripts/ml100k.sh"
 
 export NEUMF_PGDATA=${NEUMF_E2E_PGDATA:-$(mktemp -d /var/tmp/neumf-e2e.XXXXXX)/data}
 export NEUMF_PGPORT=${NEUMF_E2E_PGPORT:-5498}

@@ -263,13 +263,7 @@ t_drop_model_and_extension() {
 t_ml100k_quality_floor() {
   local d="$NEUMF_SHARED/data/ml-100k"
   [ -f "$d/loo.train.tsv" ] || { fail "ML-100K split not found under $d (set NEUMF_SHARED)"; return 1; }
-  psql -X -q -v ON_ERROR_STOP=1 <<SQL
-CREATE TABLE ml_train (user_id int, item_id int, rating int, ts bigint);
-\copy ml_train FROM '$d/loo.train.tsv'
-CREATE TABLE ml_test_raw (user_id int, test_item int, negatives text);
-\copy ml_test_raw FROM '$d/loo.test.negative'
-CREATE TABLE ml_test AS SELECT user_id, test_item, string_to_array(negatives, ',')::int8[] AS negatives FROM ml_test_raw;
-SQL
+  load_ml100k "$d"
   # The paper's defaults, spelled out.
   # The paper's recipe exactly: no validation split, no early stopping, no pretraining, no recency weighting.
   # One seed's HR@10 varies by about ±0.01 (seeds
@@ -279,7 +273,7 @@ SQL
     qc "SELECT train_seconds FROM neumf_train('ml100k_s$seed', 'ml_train', architecture => 'neumf', factors => 8, layers => ARRAY[64,32,16,8],
           negatives => 4, batch_size => 256, learning_rate => 0.001, epochs => 20, validation => false, pretrain => false, recency_weight => 0, seed => $seed)" \
       | sed "s/^/      seed $seed train seconds: /"
-    res=$(qc "WITH r AS (SELECT t.test_item, x.item_id, x.rank FROM ml_test t, LATERAL neumf_rank('ml100k_s$seed', t.user_id, t.test_item || t.negatives, 10) x)
+    res=$(qc "WITH r AS (SELECT t.item_id AS test_item, x.item_id, x.rank FROM ml_test t, LATERAL neumf_rank('ml100k_s$seed', t.user_id, t.item_id || t.negatives, 10) x)
               SELECT round(count(*) FILTER (WHERE item_id = test_item)::numeric / (SELECT count(*) FROM ml_test), 4) || '|' ||
                      round((sum(CASE WHEN item_id = test_item THEN 1 / log(2, rank + 1) ELSE 0 END) / (SELECT count(*) FROM ml_test))::numeric, 4) FROM r")
     hrs+=("${res%|*}"); ndcgs+=("${res#*|}")
@@ -295,7 +289,7 @@ SQL
   # (It skips users whose held-out item the model never saw; ranking through neumf_rank
   # counts them as misses, so compare hit counts.)
   ev=$(qc "SELECT round(hr * users) || '|' || users + skipped || '|' || (full_recall BETWEEN 0 AND hr) || '|' || round(hr::numeric, 4) || '|' || round(ndcg::numeric, 4) || '|' || round(full_recall::numeric, 4) || '|' || round(full_ndcg::numeric, 4)
-            FROM neumf_evaluate('ml100k_s42', 'SELECT user_id, test_item AS item_id, negatives FROM ml_test')")
+            FROM neumf_evaluate('ml100k_s42', 'ml_test')")
   echo "      neumf_evaluate: hits|users|full<=sampled|HR|NDCG|full Recall@10|full NDCG@10 = $ev"
   local hits; hits=$(qc "SELECT round(${res%|*} * 943)")
   assert_eq "$(echo "$ev" | cut -d'|' -f1-3)" "$hits|943|true" "neumf_evaluate agrees with ranking through neumf_rank"
@@ -327,7 +321,7 @@ t_ml100k_defaults_quality_floor() {
   # 0.3465 at seed 42 (0.6320 / 0.3579 and 0.6140 / 0.3452 at seeds 1 and 2); deterministic on CPU.
   local row res
   row=$(qc "SELECT round(train_seconds::numeric, 1) || ' s, validation HR@10 ' || round(validation_hr::numeric, 4) FROM neumf_train('ml_defaults', 'ml_train')")
-  res=$(qc "SELECT round((hr * users / (users + skipped))::numeric, 4) || '|' || round((ndcg * users / (users + skipped))::numeric, 4) FROM neumf_evaluate('ml_defaults', 'SELECT user_id, test_item AS item_id, negatives FROM ml_test')")
+  res=$(qc "SELECT round((hr * users / (users + skipped))::numeric, 4) || '|' || round((ndcg * users / (users + skipped))::numeric, 4) FROM neumf_evaluate('ml_defaults', 'ml_test')")
   echo "      defaults: $row; test HR@10 ${res%|*}, NDCG@10 ${res#*|} (paper recipe floor above: 0.55)"
   assert_true "${res%|*} >= 0.60 AND ${res#*|} >= 0.335" "defaults quality floor"
 }
