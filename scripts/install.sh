@@ -20,13 +20,16 @@ rm -f "$build_log"
 libdir=$("$PG_CONFIG" --pkglibdir)
 target=${CARGO_TARGET_DIR:-target}
 as_root install -m 755 "$target/release/libneumf_trainer.so" "$libdir/neumf_trainer.so"
+# ldd's output is captured first: under pipefail, `ldd | grep -q` fails at random when grep
+# exits on its first match and ldd dies of SIGPIPE.
 for lib in "$libdir/neumf.so" "$libdir/neumf_trainer.so"; do
-  if ldd "$lib" | grep -q "not found"; then
-    echo "installed $lib has unresolved libraries:" >&2; ldd "$lib" | grep "not found" >&2; exit 1
+  deps=$(ldd "$lib")
+  if grep -q "not found" <<<"$deps"; then
+    echo "installed $lib has unresolved libraries:" >&2; grep "not found" <<<"$deps" >&2; exit 1
   fi
 done
-if ldd "$libdir/neumf.so" | grep -q libtorch; then
+if grep -q libtorch <<<"$(ldd "$libdir/neumf.so")"; then
   echo "neumf.so links libtorch; it must not (serving backends would map it)" >&2; exit 1
 fi
-ldd "$libdir/neumf_trainer.so" | grep -q libtorch_cuda.so || { echo "neumf_trainer.so lost libtorch_cuda.so (--as-needed?)" >&2; exit 1; }
+grep -q libtorch_cuda.so <<<"$(ldd "$libdir/neumf_trainer.so")" || { echo "neumf_trainer.so lost libtorch_cuda.so (--as-needed?)" >&2; exit 1; }
 echo "    Installed $libdir/neumf.so and $libdir/neumf_trainer.so"

@@ -7,7 +7,6 @@
 //! generation is re-validated with one small query; the weights are reloaded only if the active
 //! version changed. The cache is bounded by `neumf.model_cache_size` (LRU).
 
-use crate::errors::OrRaise;
 use crate::storage;
 use neumf_core::codec::ModelArtifact;
 use neumf_core::infer::ScoringModel;
@@ -109,23 +108,29 @@ pub fn get(model: &str) -> Arc<CachedModel> {
         WATCHED_TABLE.store(oid.to_u32(), Ordering::Relaxed);
     }
     let generation = GENERATION.load(Ordering::Relaxed);
-    let version = storage::active_version(model);
-    {
-        let mut cache = CACHE.lock();
-        if let Some(e) = cache.get_mut(model) {
-            if e.model.version == version {
+    let cached_version = CACHE.lock().get(model).map(|e| e.model.version);
+    if let Some(cached_version) = cached_version {
+        // Stale: one small query says whether the weights we hold are still the active ones.
+        if storage::active_version(model) == cached_version {
+            let mut cache = CACHE.lock();
+            if let Some(e) = cache.get_mut(model) {
                 e.checked_generation = generation;
                 e.last_used = tick();
                 return e.model.clone();
             }
         }
     }
-    let blob = storage::load_blob(model, version);
-    let artifact =
-        ModelArtifact::decode(&blob).or_raise(&format!("decoding neumf model \"{model}\" version {version}"));
-    drop(blob);
-    let scoring =
-        ScoringModel::from_artifact(artifact).or_raise(&format!("loading neumf model \"{model}\" version {version}"));
+    // Missing or replaced: the active version and its weights, in one query.
+    let (version, scoring) = storage::with_active_blob(model, |version, blob| {
+        let scoring = ModelArtifact::decode(blob)
+            .map_err(|e| (format!("decoding neumf model \"{model}\" version {version}"), e))
+            .and_then(|artifact| {
+                ScoringModel::from_artifact(artifact)
+                    .map_err(|e| (format!("loading neumf model \"{model}\" version {version}"), e))
+            });
+        (version, scoring)
+    });
+    let scoring = scoring.unwrap_or_else(|(context, e)| crate::errors::internal(&context, &e));
     let bytes = scoring.memory_bytes();
     let loaded = Arc::new(CachedModel { version, scoring });
     let mut cache = CACHE.lock();

@@ -22,33 +22,59 @@ pub fn optional_row<T: pgrx::FromDatum + pgrx::IntoDatum>(sql: &str, args: &[Dat
     .or_raise("querying neumf's tables")
 }
 
-/// The extension's schema, cached per backend; [`forget_schema`] drops it when the version
-/// table's relcache entry is invalidated (DROP / CREATE EXTENSION change it).
-static SCHEMA: parking_lot::Mutex<Option<String>> = parking_lot::Mutex::new(None);
-static SCHEMA_STALE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Where the extension's tables live in this database, looked up once per backend (one query)
+/// and dropped by [`forget_schema`] when the version table's relcache entry is invalidated
+/// (DROP / CREATE EXTENSION change both).
+#[derive(Clone)]
+struct Catalog {
+    /// The extension's schema, quoted, so queries work whatever the caller's search_path.
+    schema: String,
+    /// `neumf_model_versions`, which the serving cache watches for invalidations.
+    versions_oid: pg_sys::Oid,
+}
+
+static CATALOG: parking_lot::Mutex<Option<Catalog>> = parking_lot::Mutex::new(None);
+static CATALOG_STALE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Safe to call from an invalidation callback: touches only an atomic.
 pub fn forget_schema() {
-    SCHEMA_STALE.store(true, std::sync::atomic::Ordering::Relaxed);
+    CATALOG_STALE.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// The extension's schema, quoted, so queries work whatever the caller's search_path.
+fn catalog() -> Catalog {
+    if CATALOG_STALE.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        *CATALOG.lock() = None;
+    }
+    if let Some(c) = CATALOG.lock().clone() {
+        return c;
+    }
+    let found = Spi::connect(|client| -> Result<Option<(String, pg_sys::Oid)>, pgrx::spi::Error> {
+        let table = client.select(
+            "SELECT n.nspname::text, c.oid FROM pg_catalog.pg_extension e \
+             JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
+             LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'neumf_model_versions' \
+             WHERE e.extname = 'neumf'",
+            Some(1),
+            &[],
+        )?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        let row = table.first();
+        Ok(row
+            .get::<String>(1)?
+            .map(|nsp| (nsp, row.get::<pg_sys::Oid>(2).ok().flatten().unwrap_or(pg_sys::InvalidOid))))
+    })
+    .or_raise("looking up the neumf extension's schema");
+    let (nsp, versions_oid) =
+        found.unwrap_or_else(|| invalid_argument("extension neumf is not installed in this database"));
+    let c = Catalog { schema: quote_identifier(nsp), versions_oid };
+    *CATALOG.lock() = Some(c.clone());
+    c
+}
+
 pub fn schema() -> String {
-    if SCHEMA_STALE.swap(false, std::sync::atomic::Ordering::Relaxed) {
-        *SCHEMA.lock() = None;
-    }
-    if let Some(s) = SCHEMA.lock().clone() {
-        return s;
-    }
-    let nsp = optional_row::<String>(
-        "SELECT n.nspname::text FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'neumf'",
-        &[],
-    );
-    let quoted =
-        quote_identifier(nsp.unwrap_or_else(|| invalid_argument("extension neumf is not installed in this database")));
-    *SCHEMA.lock() = Some(quoted.clone());
-    quoted
+    catalog().schema
 }
 
 pub fn versions_table() -> String {
@@ -61,9 +87,7 @@ fn chunks_table() -> String {
 
 /// OID of the version table, which the serving cache watches for invalidations.
 pub fn versions_table_oid() -> pg_sys::Oid {
-    Spi::get_one_with_args::<pg_sys::Oid>("SELECT to_regclass($1)::oid", &[versions_table().as_str().into()])
-        .or_raise("looking up neumf_model_versions")
-        .unwrap_or(pg_sys::InvalidOid)
+    catalog().versions_oid
 }
 
 /// Takes the per-model training lock for this transaction, or raises if another session has it.
@@ -210,50 +234,90 @@ pub fn active_version(model: &str) -> i32 {
 
 /// Reassembles a stored blob (one query: the version's size and its chunks in order).
 pub fn load_blob(model: &str, version: i32) -> Vec<u8> {
-    let mut expected: Option<i64> = None;
-    let mut blob = Vec::new();
-    Spi::connect(|client| -> Result<(), pgrx::spi::Error> {
-        let rows = client.select(
-            &format!(
-                "SELECT v.size_bytes, c.data FROM {} v JOIN {} c ON c.model = v.model AND c.version = v.version \
-                 WHERE v.model = $1 AND v.version = $2 ORDER BY c.chunk_no",
-                versions_table(),
-                chunks_table()
-            ),
-            None,
-            &[model.into(), version.into()],
-        )?;
+    let sql = format!(
+        "SELECT v.version, v.size_bytes, c.data FROM {} v JOIN {} c ON c.model = v.model AND c.version = v.version \
+         WHERE v.model = $1 AND v.version = $2 ORDER BY c.chunk_no",
+        versions_table(),
+        chunks_table()
+    );
+    with_blob(model, Some(version), &sql, &[model.into(), version.into()], |_, bytes| bytes.to_vec())
+}
+
+/// Reads the active version of `model` and hands its blob to `decode`, in one query. The blob
+/// is passed straight from the fetched value when it is stored as one chunk (the usual case),
+/// so loading a model copies its bytes once less.
+pub fn with_active_blob<R>(model: &str, decode: impl FnOnce(i32, &[u8]) -> R) -> R {
+    let sql = format!(
+        "SELECT v.version, v.size_bytes, c.data FROM {} v JOIN {} c ON c.model = v.model AND c.version = v.version \
+         WHERE v.model = $1 AND v.active ORDER BY c.chunk_no",
+        versions_table(),
+        chunks_table()
+    );
+    with_blob(model, None, &sql, &[model.into()], decode)
+}
+
+/// Runs `sql` (rows: version, size_bytes, chunk data, in chunk order) and passes the
+/// reassembled blob to `decode`, checking its size; raises the precise error when no row came.
+fn with_blob<R>(
+    model: &str,
+    version: Option<i32>,
+    sql: &str,
+    args: &[DatumWithOid],
+    decode: impl FnOnce(i32, &[u8]) -> R,
+) -> R {
+    struct Read<R> {
+        version: i32,
+        expected: usize,
+        got: usize,
+        decoded: Option<R>,
+    }
+    let read = Spi::connect(|client| -> Result<Option<Read<R>>, pgrx::spi::Error> {
+        let rows = client.select(sql, None, args)?;
+        let one_chunk = rows.len() == 1;
+        let mut blob = Vec::new();
+        let mut head: Option<(i32, usize)> = None;
         for row in rows {
-            if expected.is_none() {
-                expected = row.get::<i64>(1)?;
-                blob.reserve(expected.unwrap_or(0) as usize);
+            let (version, expected) = match head {
+                Some(h) => h,
+                None => *head
+                    .insert((row.get::<i32>(1)?.unwrap_or_default(), row.get::<i64>(2)?.unwrap_or_default() as usize)),
+            };
+            let bytes = row.get::<&[u8]>(3)?.unwrap_or_default();
+            if one_chunk {
+                // Decoded in place: the fetched value lives until this SPI connection ends.
+                let got = bytes.len();
+                let decoded = (got == expected).then(|| decode(version, bytes));
+                return Ok(Some(Read { version, expected, got, decoded }));
             }
-            if let Some(bytes) = row.get::<&[u8]>(2)? {
-                blob.extend_from_slice(bytes);
-            }
+            blob.reserve(expected.saturating_sub(blob.len()));
+            blob.extend_from_slice(bytes);
         }
-        Ok(())
+        Ok(head.map(|(version, expected)| {
+            let got = blob.len();
+            let decoded = (got == expected).then(|| decode(version, &blob));
+            Read { version, expected, got, decoded }
+        }))
     })
     .or_raise("reading the model");
-    let expected = expected.unwrap_or_else(|| {
-        // No chunk joined: the version is missing, or its chunks are.
-        optional_row::<i64>(
-            &format!("SELECT size_bytes FROM {} WHERE model = $1 AND version = $2", versions_table()),
-            &[model.into(), version.into()],
-        )
-        .unwrap_or_else(|| undefined_model(model))
-    }) as usize;
-    if blob.len() != expected {
-        crate::errors::raise(
-            pgrx::PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-            format!(
-                "neumf model \"{model}\" version {version} is incomplete: {} of {expected} bytes stored",
-                blob.len()
-            ),
-            Some("Retrain it, or activate another version."),
-        );
-    }
-    blob
+    let (version, expected, got) = match read {
+        Some(Read { decoded: Some(result), .. }) => return result,
+        Some(Read { version, expected, got, .. }) => (version, expected, got),
+        None => {
+            // No chunk joined: the model, its active version or that version's chunks are missing.
+            let version = version.unwrap_or_else(|| active_version(model));
+            let expected = optional_row::<i64>(
+                &format!("SELECT size_bytes FROM {} WHERE model = $1 AND version = $2", versions_table()),
+                &[model.into(), version.into()],
+            )
+            .unwrap_or_else(|| undefined_model(model));
+            (version, expected as usize, 0)
+        }
+    };
+    crate::errors::raise(
+        pgrx::PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+        format!("neumf model \"{model}\" version {version} is incomplete: {got} of {expected} bytes stored"),
+        Some("Retrain it, or activate another version."),
+    )
 }
 
 /// Deletes every version of `model`; returns how many there were.

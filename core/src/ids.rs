@@ -177,6 +177,44 @@ impl IdMap {
     }
 }
 
+/// A direct-address table for bigint ids that are nearly dense (serial keys usually are): one
+/// bounds check and one load per lookup instead of a hash probe, for every candidate of every
+/// ranking call. Built only when it costs at most a few words per id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseLookup {
+    first: i64,
+    index: Vec<u32>,
+}
+
+impl DenseLookup {
+    const ABSENT: u32 = u32::MAX;
+
+    pub fn build(map: &IdMap) -> Option<Self> {
+        let IdMap::Int { ids, .. } = map else { return None };
+        let (&first, &last) = (ids.iter().min()?, ids.iter().max()?);
+        let span = (last as i128 - first as i128 + 1) as u128;
+        if span > (8 * ids.len() + 4096) as u128 {
+            return None;
+        }
+        let mut index = vec![Self::ABSENT; span as usize];
+        for (i, &id) in ids.iter().enumerate() {
+            index[(id - first) as usize] = i as u32;
+        }
+        Some(Self { first, index })
+    }
+
+    #[inline]
+    pub fn get(&self, id: i64) -> Option<u32> {
+        // Below `first` wraps to a huge offset, so one comparison covers both ends.
+        let offset = id.wrapping_sub(self.first) as u64;
+        self.index.get(usize::try_from(offset).ok()?).copied().filter(|&i| i != Self::ABSENT)
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.index.len() * 4
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +244,18 @@ mod tests {
         assert_eq!(m.int_at(a), None);
         let rebuilt = IdMap::from_texts(vec!["3f0e8a4c-uuid".into(), "42".into()]);
         assert_eq!(rebuilt, m);
+    }
+
+    #[test]
+    fn dense_lookup_agrees_with_the_map_and_declines_sparse_ids() {
+        let m = IdMap::from_ints(vec![7, 3, 12, 4, 100]);
+        let d = DenseLookup::build(&m).expect("small span");
+        for probe in [i64::MIN, -1, 0, 2, 3, 4, 5, 7, 12, 99, 100, 101, i64::MAX] {
+            assert_eq!(d.get(probe), m.get(IdRef::Int(probe)), "id {probe}");
+        }
+        assert!(DenseLookup::build(&IdMap::from_ints(vec![1, i64::MAX])).is_none());
+        assert!(DenseLookup::build(&IdMap::from_ints(vec![i64::MIN, i64::MAX])).is_none());
+        assert!(DenseLookup::build(&IdMap::from_texts(vec!["a".into()])).is_none());
+        assert!(DenseLookup::build(&IdMap::new(IdKind::BigInt)).is_none());
     }
 }

@@ -8,7 +8,7 @@
 //!   `layers[1]` and the (small) upper layers.
 
 use crate::codec::{ModelArtifact, Tensor32};
-use crate::ids::{IdMap, IdRef};
+use crate::ids::{DenseLookup, IdMap, IdRef};
 use crate::spec::ModelSpec;
 use anyhow::{anyhow, bail, Result};
 
@@ -75,6 +75,9 @@ pub struct ScoringModel {
     pub spec: ModelSpec,
     pub users: IdMap,
     pub items: IdMap,
+    /// Direct-address tables over `users` / `items` when their bigint ids are nearly dense.
+    user_lookup: Option<DenseLookup>,
+    item_lookup: Option<DenseLookup>,
     seen_ptr: Vec<u64>,
     seen_items: Vec<u32>,
     popularity: Vec<u64>,
@@ -94,20 +97,22 @@ pub struct UserContext<'m> {
     scratch_b: Vec<f32>,
 }
 
-fn take(weights: &std::collections::BTreeMap<String, Tensor32>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-    let t = weights.get(name).ok_or_else(|| anyhow!("stored model lacks tensor {name}"))?;
+/// Moves a weight out of the decoded map (no copy: a new connection's first call pays for every
+/// byte it touches).
+fn take(weights: &mut std::collections::BTreeMap<String, Tensor32>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let t = weights.remove(name).ok_or_else(|| anyhow!("stored model lacks tensor {name}"))?;
     if t.shape != shape {
         bail!("stored tensor {name} has shape {:?}, expected {:?}", t.shape, shape);
     }
-    Ok(t.data.clone())
+    Ok(t.data)
 }
 
 impl ScoringModel {
-    pub fn from_artifact(art: ModelArtifact) -> Result<Self> {
+    pub fn from_artifact(mut art: ModelArtifact) -> Result<Self> {
         let spec = art.spec.clone();
         spec.validate().map_err(anyhow::Error::msg)?;
         let (nu, ni) = (art.user_ids.len(), art.item_ids.len());
-        let w = &art.weights;
+        let w = &mut art.weights;
         let out_dim = spec.output_input_dim();
         let output = take(w, "output.weight", &[1, out_dim])?;
         let output_bias = take(w, "output.bias", &[1])?[0];
@@ -135,16 +140,27 @@ impl ScoringModel {
             let w1 = take(w, "mlp.layers.0.weight", &[h1, 2 * d])?;
             let b1 = take(w, "mlp.layers.0.bias", &[h1])?;
             let mut first_user_weight = Vec::with_capacity(h1 * d);
-            let mut first_item_weight = Vec::with_capacity(h1 * d);
-            for row in w1.chunks_exact(2 * d) {
+            // The item half transposed ([embed, hidden]), so the per-item product below runs
+            // over contiguous outputs and vectorises.
+            let mut first_item_weight_t = vec![0f32; d * h1];
+            for (o, row) in w1.chunks_exact(2 * d).enumerate() {
                 first_user_weight.extend_from_slice(&row[..d]);
-                first_item_weight.extend_from_slice(&row[d..]);
+                for (j, &x) in row[d..].iter().enumerate() {
+                    first_item_weight_t[j * h1 + o] = x;
+                }
             }
             let mut item_pre = vec![0f32; ni * h1];
+            // Summed in f64 (still vectorised), so the stored term is the exactly rounded one.
+            let mut sums = vec![0f64; h1];
             for (q, pre) in item_embedding.chunks_exact(d).zip(item_pre.chunks_exact_mut(h1)) {
-                for o in 0..h1 {
-                    pre[o] = dot(&first_item_weight[o * d..(o + 1) * d], q) + b1[o];
+                sums.iter_mut().zip(&b1).for_each(|(s, &b)| *s = b as f64);
+                for (&qj, column) in q.iter().zip(first_item_weight_t.chunks_exact(h1)) {
+                    let qj = qj as f64;
+                    for (s, &w) in sums.iter_mut().zip(column) {
+                        *s += w as f64 * qj;
+                    }
                 }
+                pre.iter_mut().zip(&sums).for_each(|(p, &s)| *p = s as f32);
             }
             let upper = spec
                 .layers
@@ -182,6 +198,8 @@ impl ScoringModel {
         Ok(Self {
             spec,
             by_popularity,
+            user_lookup: DenseLookup::build(&art.user_ids),
+            item_lookup: DenseLookup::build(&art.item_ids),
             users: art.user_ids,
             items: art.item_ids,
             seen_ptr: art.seen_ptr,
@@ -200,10 +218,17 @@ impl ScoringModel {
         self.items.len()
     }
     pub fn user_index(&self, id: IdRef<'_>) -> Option<u32> {
-        self.users.get(id)
+        match (&self.user_lookup, id) {
+            (Some(dense), IdRef::Int(v)) => dense.get(v),
+            _ => self.users.get(id),
+        }
     }
+    #[inline]
     pub fn item_index(&self, id: IdRef<'_>) -> Option<u32> {
-        self.items.get(id)
+        match (&self.item_lookup, id) {
+            (Some(dense), IdRef::Int(v)) => dense.get(v),
+            _ => self.items.get(id),
+        }
     }
     /// Items the user interacted with in training, sorted by index.
     pub fn seen(&self, user: u32) -> &[u32] {
@@ -233,6 +258,11 @@ impl ScoringModel {
             n += f(m.user_embedding.len() + m.first_user_weight.len() + m.item_pre.len());
             n += m.upper.iter().map(|d| f(d.weight.len() + d.bias.len())).sum::<usize>();
         }
+        n += [&self.user_lookup, &self.item_lookup]
+            .iter()
+            .filter_map(|l| l.as_ref())
+            .map(|l| l.memory_bytes())
+            .sum::<usize>();
         n + 48 * (self.users.len() + self.items.len())
     }
 
@@ -324,9 +354,8 @@ impl UserContext<'_> {
     }
 
     /// The same computation with AVX2 + FMA intrinsics, chosen at run time so the library still
-    /// runs on any x86-64. Candidates are padded to a multiple of 8 (one register); each dense
-    /// layer keeps four outputs' sums in registers across its inputs, so every activation load
-    /// feeds four fused multiply-adds and nothing is stored until an output is complete.
+    /// runs on any x86-64. Candidates are padded to a multiple of 8 (one register); the dense
+    /// layers are register-blocked ([`dense_relu_avx2`]).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn logits_avx2(&mut self, items: &[u32], out: &mut Vec<f32>) {
@@ -344,44 +373,20 @@ impl UserContext<'_> {
             return;
         };
         let mut next = std::mem::take(&mut self.scratch_b);
-        let zero = _mm256_setzero_ps();
         for layer in &mlp.upper {
             let (inputs, outputs) = (layer.inputs, layer.outputs);
             next.clear();
             next.resize(outputs * np, 0.0);
             let (w, x, y) = (layer.weight.as_ptr(), z.as_ptr(), next.as_mut_ptr());
-            for cb in (0..np).step_by(8) {
-                let mut o = 0;
-                while o + 4 <= outputs {
-                    let mut acc = [
-                        _mm256_set1_ps(layer.bias[o]),
-                        _mm256_set1_ps(layer.bias[o + 1]),
-                        _mm256_set1_ps(layer.bias[o + 2]),
-                        _mm256_set1_ps(layer.bias[o + 3]),
-                    ];
-                    for j in 0..inputs {
-                        let xv = _mm256_loadu_ps(x.add(j * np + cb));
-                        for (k, a) in acc.iter_mut().enumerate() {
-                            *a = _mm256_fmadd_ps(_mm256_set1_ps(*w.add((o + k) * inputs + j)), xv, *a);
-                        }
-                    }
-                    for (k, a) in acc.iter().enumerate() {
-                        _mm256_storeu_ps(y.add((o + k) * np + cb), _mm256_max_ps(*a, zero));
-                    }
-                    o += 4;
-                }
-                while o < outputs {
-                    let mut a = _mm256_set1_ps(layer.bias[o]);
-                    for j in 0..inputs {
-                        a = _mm256_fmadd_ps(
-                            _mm256_set1_ps(*w.add(o * inputs + j)),
-                            _mm256_loadu_ps(x.add(j * np + cb)),
-                            a,
-                        );
-                    }
-                    _mm256_storeu_ps(y.add(o * np + cb), _mm256_max_ps(a, zero));
-                    o += 1;
-                }
+            // Two candidate registers at a time where there are 16 left: each weight broadcast
+            // then feeds two FMAs, and 8 independent sums hide the FMA latency.
+            let mut cb = 0;
+            while cb + 16 <= np {
+                dense_relu_avx2::<2>(w, &layer.bias, inputs, outputs, x, y, np, cb);
+                cb += 16;
+            }
+            if cb < np {
+                dense_relu_avx2::<1>(w, &layer.bias, inputs, outputs, x, y, np, cb);
             }
             std::mem::swap(&mut z, &mut next);
         }
@@ -436,6 +441,68 @@ impl UserContext<'_> {
         }
         self.scratch_a = z;
         self.scratch_b = next;
+    }
+}
+
+/// One dense layer + ReLU over `B` blocks of 8 candidates starting at `cb`, feature-major:
+/// y[o·np + c] = relu(bias[o] + Σⱼ w[o·inputs + j] · x[j·np + c]). Four outputs at a time keep
+/// 4·B sums in registers across all inputs; nothing is stored until an output is complete.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `w` holds outputs·inputs floats, `x` inputs·np and `y`
+/// outputs·np, with cb + 8·B ≤ np.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dense_relu_avx2<const B: usize>(
+    w: *const f32,
+    bias: &[f32],
+    inputs: usize,
+    outputs: usize,
+    x: *const f32,
+    y: *mut f32,
+    np: usize,
+    cb: usize,
+) {
+    use std::arch::x86_64::*;
+    let zero = _mm256_setzero_ps();
+    let mut o = 0;
+    while o + 4 <= outputs {
+        let mut acc = [[zero; B]; 4];
+        for (k, row) in acc.iter_mut().enumerate() {
+            *row = [_mm256_set1_ps(bias[o + k]); B];
+        }
+        for j in 0..inputs {
+            let mut xv = [zero; B];
+            for (b, v) in xv.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(x.add(j * np + cb + 8 * b));
+            }
+            for (k, row) in acc.iter_mut().enumerate() {
+                let wv = _mm256_set1_ps(*w.add((o + k) * inputs + j));
+                for (a, &v) in row.iter_mut().zip(&xv) {
+                    *a = _mm256_fmadd_ps(wv, v, *a);
+                }
+            }
+        }
+        for (k, row) in acc.iter().enumerate() {
+            for (b, &a) in row.iter().enumerate() {
+                _mm256_storeu_ps(y.add((o + k) * np + cb + 8 * b), _mm256_max_ps(a, zero));
+            }
+        }
+        o += 4;
+    }
+    while o < outputs {
+        let mut acc = [_mm256_set1_ps(bias[o]); B];
+        for j in 0..inputs {
+            let wv = _mm256_set1_ps(*w.add(o * inputs + j));
+            for (b, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.add(j * np + cb + 8 * b)), *a);
+            }
+        }
+        for (b, &a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(y.add(o * np + cb + 8 * b), _mm256_max_ps(a, zero));
+        }
+        o += 1;
     }
 }
 
@@ -552,14 +619,20 @@ mod tests {
     #[test]
     fn batched_logits_match_one_by_one() {
         let model = random_model();
-        // 13 candidates: one full register of 8 and a padded one.
-        let items: Vec<u32> = vec![3, 0, 6, 6, 2, 1, 5, 4, 0, 2, 3, 6, 1];
-        for u in 0..model.n_users() as u32 {
-            let mut ctx = model.user_context(u);
-            let mut batch = Vec::new();
-            ctx.logits(&items, &mut batch);
-            for (&i, &b) in items.iter().zip(&batch) {
-                assert!((ctx.logit(i) - b).abs() < 1e-5);
+        // Candidate counts that hit every blocking of the AVX2 path: one padded register, a
+        // full pair of registers plus a padded one, two pairs, and a pair plus a single.
+        let pool: Vec<u32> =
+            vec![3, 0, 6, 6, 2, 1, 5, 4, 0, 2, 3, 6, 1, 5, 5, 0, 4, 2, 6, 3, 1, 1, 0, 6, 2, 4, 3, 5, 0, 6, 1, 2];
+        for n in [1, 5, 13, 21, 24, 32] {
+            let items = &pool[..n];
+            for u in 0..model.n_users() as u32 {
+                let mut ctx = model.user_context(u);
+                let mut batch = Vec::new();
+                ctx.logits(items, &mut batch);
+                assert_eq!(batch.len(), n);
+                for (&i, &b) in items.iter().zip(&batch) {
+                    assert!((ctx.logit(i) - b).abs() < 1e-5, "{n} candidates");
+                }
             }
         }
     }
