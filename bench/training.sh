@@ -56,10 +56,21 @@ for e in $(seq 1 20); do
   if awk "BEGIN { exit !($hr >= $ref_hr) }"; then ttq_s=$s; ttq_e=$e; break; fi
 done
 
-echo "== 3. shipped defaults: neumf_train('bench_defaults', 'ml_train')"
-IFS='|' read -r d_s d_sps d_epochs d_best d_dev <<<"$(train bench_defaults "device => 'cpu'")"
-IFS='|' read -r d_hr d_ndcg <<<"$(test_metrics bench_defaults)"
-d_cfg=$(q "SELECT hyperparameters FROM neumf_models WHERE model = 'bench_defaults' AND active")
+# One training is one draw: on ML-100K a seed moves HR@10 by about ±0.015, so the defaults are
+# judged on the mean over seeds fixed in advance (BENCH_SEEDS), each printed.
+SEEDS=${BENCH_SEEDS:-42 1 2}
+echo "== 3. shipped defaults: neumf_train('bench_defaults', 'ml_train', seed => s) for s in $SEEDS"
+d_runs=""; d_hr_sum=0; d_ndcg_sum=0; n_seeds=0
+for seed in $SEEDS; do
+  IFS='|' read -r d_s d_sps d_epochs d_best d_dev <<<"$(train bench_defaults "device => 'cpu', seed => $seed")"
+  IFS='|' read -r d_hr d_ndcg <<<"$(test_metrics bench_defaults)"
+  echo "   seed $seed: HR@10 $d_hr NDCG@10 $d_ndcg in $d_s s ($d_epochs epochs run, best $d_best, $d_sps samples/s)"
+  d_runs="$d_runs     seed $seed: HR@10 $d_hr  NDCG@10 $d_ndcg  ($d_s s, $d_epochs epochs run, best $d_best)"$'\n'
+  d_hr_sum=$(awk "BEGIN { print $d_hr_sum + $d_hr }"); d_ndcg_sum=$(awk "BEGIN { print $d_ndcg_sum + $d_ndcg }")
+  n_seeds=$((n_seeds + 1))
+done
+d_hr_mean=$(awk "BEGIN { printf \"%.4f\", $d_hr_sum / $n_seeds }"); d_ndcg_mean=$(awk "BEGIN { printf \"%.4f\", $d_ndcg_sum / $n_seeds }")
+d_cfg=$(q "SELECT hyperparameters - 'seed' FROM neumf_models WHERE model = 'bench_defaults' AND active")
 
 echo "== 4. GPU"
 gpu=$(q "SELECT device_used FROM neumf_train('bench_gpu_probe', 'SELECT * FROM ml_train LIMIT 5000', epochs => 1, device => 'auto', validation => false)")
@@ -74,7 +85,7 @@ cat <<REPORT
      HR gap $(awk "BEGIN { printf \"%+.4f\", $p_hr - $ref_hr }") (goal within ±0.015), speed $(ratio "$p_sps" "$ref_sps")× (goal >= 1.5×)
 2. time to the reference's HR@10 $ref_hr: neumf_train ${ttq_s:-not reached} s ($ttq_e epochs, NeuMF f16 batch 1024 lr 0.003)
      vs reference $ref_s s for 20 epochs: $( [ -n "$ttq_s" ] && ratio "$ttq_s" "$ref_s" || echo n/a)× (goal <= 0.25×)
-3. shipped defaults: HR@10 $d_hr  NDCG@10 $d_ndcg  (goal >= 0.62 / 0.34; reference's grid best ≈ 0.589 / 0.325)
-     $d_s s, $d_epochs epochs run (best $d_best), $d_sps samples/s; settings: $d_cfg
+3. shipped defaults, mean of $n_seeds seeds: HR@10 $d_hr_mean  NDCG@10 $d_ndcg_mean  (goal >= 0.62 / 0.34; reference's grid best ≈ 0.589 / 0.325)
+${d_runs}     settings: $d_cfg
 4. GPU: $( [ "${gpu#cuda}" != "$gpu" ] && echo "device $gpu (run bench/gpu.sh for the figures)" || echo "no CUDA device on this machine (device_used = $gpu); the CUDA path is built and linked (ldd shows libtorch_cuda.so)")
 REPORT

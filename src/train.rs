@@ -5,7 +5,7 @@ use crate::errors::{invalid_argument, OrRaise};
 use crate::{guc, source, storage, trainer};
 use neumf_core::codec::ModelArtifact;
 use neumf_core::dataset::Interactions;
-use neumf_core::spec::{default_layers, Architecture, DeviceChoice, LrSchedule, Sampling, TrainConfig};
+use neumf_core::spec::{default_layers, Architecture, DeviceChoice, LrSchedule, Precision, Sampling, TrainConfig};
 use pgrx::prelude::*;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -66,6 +66,7 @@ fn neumf_train(
     refit: default!(Option<bool>, "NULL"),
     recency_weight: default!(Option<f64>, "NULL"),
     recency_half_life: default!(Option<f64>, "NULL"),
+    mixed_precision: default!(bool, false),
 ) -> TableIterator<
     'static,
     (
@@ -137,6 +138,7 @@ fn neumf_train(
     cfg.refit = refit.unwrap_or(cfg.refit);
     cfg.recency_weight = recency_weight.unwrap_or(cfg.recency_weight);
     cfg.recency_half_life = recency_half_life.unwrap_or(cfg.recency_half_life);
+    cfg.precision = if mixed_precision { Precision::Bf16 } else { Precision::Fp32 };
     cfg.validate().unwrap_or_else(|e| invalid_argument(e));
     if let Some(m) = min_rating {
         if !m.is_finite() {
@@ -212,6 +214,7 @@ fn neumf_train(
         // Recency weighting needs timestamps; without them every positive weighed the same.
         "recency_weight": if data.ts.is_some() { cfg.recency_weight } else { 0.0 },
         "recency_half_life": cfg.recency_half_life,
+        "precision": cfg.precision.as_str(),
     });
     let rows_skipped = json!({
         "null_user_id": skipped.null_user,

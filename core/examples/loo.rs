@@ -15,7 +15,7 @@ use neumf_core::eval::{self, PairScorer};
 use neumf_core::holdout::{leave_one_out, Holdout};
 use neumf_core::ids::{IdKind, IdMap, IdRef};
 use neumf_core::infer::ScoringModel;
-use neumf_core::spec::{Architecture, DeviceChoice, LrSchedule, Sampling, TrainConfig};
+use neumf_core::spec::{Architecture, DeviceChoice, LrSchedule, Precision, Sampling, TrainConfig};
 use neumf_core::train::{train, train_and_refit, EpochReport, TrainObserver};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -91,6 +91,7 @@ fn main() -> anyhow::Result<()> {
     cfg.finetune_lr_factor = num("ft", 1.0);
     cfg.recency_weight = num("recency", 0.0);
     cfg.recency_half_life = num("half-life", 5.0);
+    cfg.precision = Precision::parse(&get("precision", "fp32")).map_err(anyhow::Error::msg)?;
     cfg.threads = num("threads", 1.0) as usize;
     cfg.seed = num("seed", 42.0) as u64;
     cfg.device = DeviceChoice::parse(&get("device", "cpu")).map_err(anyhow::Error::msg)?;

@@ -3,7 +3,7 @@
 //! `gmf.user_embedding.weight`, `mlp.layers.0.weight`, `output.weight`, …
 
 use crate::codec::Tensor32;
-use crate::spec::{Architecture, ModelSpec};
+use crate::spec::{Architecture, ModelSpec, Precision};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use tch::nn::{self, Module};
@@ -18,6 +18,9 @@ pub struct NcfNet {
     output: nn::Linear,
     /// Dropout on the MLP's hidden activations, applied only when training.
     dropout: f64,
+    /// Kind the training forward pass computes in after the embedding lookups (Float, or
+    /// BFloat16 for mixed precision); evaluation always runs in f32.
+    compute: Kind,
 }
 
 fn xavier_uniform(fan_in: usize, fan_out: usize) -> nn::Init {
@@ -85,11 +88,21 @@ impl NcfNet {
                 bias: true,
             },
         );
-        Self { architecture: spec.architecture, gmf, mlp, output, dropout: 0.0 }
+        Self { architecture: spec.architecture, gmf, mlp, output, dropout: 0.0, compute: Kind::Float }
     }
 
     pub fn with_dropout(mut self, p: f64) -> Self {
         self.dropout = p;
+        self
+    }
+
+    /// Mixed precision for training (see `Precision`): the variables stay f32, each training
+    /// forward pass computes in `kind` and autograd casts the gradients back.
+    pub fn with_training_precision(mut self, precision: Precision) -> Self {
+        self.compute = match precision {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        };
         self
     }
 
@@ -98,13 +111,22 @@ impl NcfNet {
         self.logits_t(users, items, false)
     }
 
-    /// Logits with dropout active when `train` is set.
+    /// Logits with dropout active (and the training precision used) when `train` is set.
     pub fn logits_t(&self, users: &Tensor, items: &Tensor, train: bool) -> Tensor {
-        let gmf = self.gmf.as_ref().map(|(pu, qi)| pu.forward(users) * qi.forward(items));
+        let kind = if train { self.compute } else { Kind::Float };
+        // In f32 the casts are no-ops (`to_kind` returns the same tensor).
+        let dense = |layer: &nn::Linear, x: &Tensor| {
+            if kind == Kind::Float {
+                layer.forward(x)
+            } else {
+                x.linear(&layer.ws.to_kind(kind), layer.bs.as_ref().map(|b| b.to_kind(kind)))
+            }
+        };
+        let gmf = self.gmf.as_ref().map(|(pu, qi)| pu.forward(users).to_kind(kind) * qi.forward(items).to_kind(kind));
         let mlp = self.mlp.as_ref().map(|(pu, qi, layers)| {
-            let mut z = Tensor::cat(&[pu.forward(users), qi.forward(items)], 1);
+            let mut z = Tensor::cat(&[pu.forward(users), qi.forward(items)], 1).to_kind(kind);
             for layer in layers {
-                z = layer.forward(&z).relu();
+                z = dense(layer, &z).relu();
                 if train && self.dropout > 0.0 {
                     z = z.dropout(self.dropout, true);
                 }
@@ -117,7 +139,8 @@ impl NcfNet {
             (None, Some(m)) => m,
             (None, None) => unreachable!("architecture {} has no branch", self.architecture),
         };
-        self.output.forward(&features).squeeze_dim(1)
+        // The loss is computed in f32 whatever the forward pass used.
+        dense(&self.output, &features).squeeze_dim(1).to_kind(Kind::Float)
     }
 }
 

@@ -109,6 +109,35 @@ impl DeviceChoice {
     }
 }
 
+/// The arithmetic of the training forward pass. Weights, gradients and the optimizer state stay
+/// f32 either way, and so does the stored model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    /// Mixed precision: embeddings are gathered in f32, then the GMF product, the MLP and the
+    /// output layer compute in bfloat16 (f32's exponent range, so no loss scaling is needed);
+    /// for GPUs with bfloat16 tensor cores (compute capability 8.0 on).
+    Bf16,
+}
+
+impl Precision {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "fp32" | "float32" => Ok(Self::Fp32),
+            "bf16" | "bfloat16" | "mixed" => Ok(Self::Bf16),
+            other => Err(format!("unknown precision \"{other}\": use 'fp32' or 'bf16' (mixed precision)")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Bf16 => "bf16",
+        }
+    }
+}
+
 /// How negatives are drawn each epoch (always exact: never a known positive).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind")]
@@ -252,6 +281,8 @@ pub struct TrainConfig {
     pub recency_weight: f64,
     #[serde(default = "default_recency_half_life")]
     pub recency_half_life: f64,
+    #[serde(default)]
+    pub precision: Precision,
     /// Cut-off K of the validation metrics.
     pub eval_k: usize,
 }
@@ -278,6 +309,7 @@ impl TrainConfig {
             refit: false,
             recency_weight: 0.0,
             recency_half_life: default_recency_half_life(),
+            precision: Precision::Fp32,
             eval_k: 10,
         }
     }

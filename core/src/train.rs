@@ -299,8 +299,9 @@ fn fit(
     let (data, holdout, device) = (*data, *holdout, *device);
     let mut vs = nn::VarStore::new(device);
     let sparse = device == Device::Cpu; // CpuAdam takes sparse embedding gradients
-    let net =
-        NcfNet::with_gradients(&vs.root(), &cfg.spec, data.n_users(), data.n_items(), sparse).with_dropout(cfg.dropout);
+    let net = NcfNet::with_gradients(&vs.root(), &cfg.spec, data.n_users(), data.n_items(), sparse)
+        .with_dropout(cfg.dropout)
+        .with_training_precision(cfg.precision);
     if let Some(w) = init {
         load_matching(&mut vs, w)?;
     }

@@ -6,7 +6,7 @@ use neumf_core::codec::ModelArtifact;
 use neumf_core::infer::ScoringModel;
 use neumf_core::metrics::{rank_of_first, HitRate};
 use neumf_core::model::{load_weights, NcfNet};
-use neumf_core::spec::{Architecture, DeviceChoice, TrainConfig};
+use neumf_core::spec::{Architecture, DeviceChoice, Precision, TrainConfig};
 use neumf_core::train::{train, Quiet};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -38,6 +38,26 @@ fn artifact(
     ModelArtifact::new(cfg.spec.clone(), weights, data)
 }
 
+/// HR@10 of each held-out item among 49 random items the user has not seen (random: 0.2).
+fn planted_hr(model: &ScoringModel, held_out: &[(u32, u32)], n_items: u32) -> f64 {
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut hr = HitRate::new(10);
+    for &(u, pos) in held_out {
+        let seen = model.seen(u);
+        let mut cands = vec![pos];
+        while cands.len() < 50 {
+            let i = rng.gen_range(0..n_items);
+            if i != pos && !seen.contains(&i) && !cands.contains(&i) {
+                cands.push(i);
+            }
+        }
+        let mut ctx = model.user_context(u);
+        let scores: Vec<f32> = cands.iter().map(|&i| ctx.score(i)).collect();
+        hr.add_rank(rank_of_first(&scores));
+    }
+    hr.hr()
+}
+
 #[test]
 fn learns_planted_clusters_for_every_architecture() {
     let _turn = serial();
@@ -48,24 +68,29 @@ fn learns_planted_clusters_for_every_architecture() {
         assert!(out.summary.final_loss < out.summary.epochs[0].loss, "{arch}: loss did not fall");
         let blob = artifact(&data, &cfg, out.weights).encode(&BTreeMap::new()).unwrap();
         let model = ScoringModel::from_artifact(ModelArtifact::decode(&blob).unwrap()).unwrap();
-        // HR@10 of the held-out item among 49 random unseen items (random ranking: 0.2).
-        let mut rng = StdRng::seed_from_u64(1);
-        let mut hr = HitRate::new(10);
-        for &(u, pos) in &held_out {
-            let seen = model.seen(u);
-            let mut cands = vec![pos];
-            while cands.len() < 50 {
-                let i = rng.gen_range(0..200u32);
-                if i != pos && !seen.contains(&i) && !cands.contains(&i) {
-                    cands.push(i);
-                }
-            }
-            let mut ctx = model.user_context(u);
-            let scores: Vec<f32> = cands.iter().map(|&i| ctx.score(i)).collect();
-            hr.add_rank(rank_of_first(&scores));
-        }
-        assert!(hr.hr() > 0.6, "{arch}: HR@10 {} on planted clusters", hr.hr());
+        let hr = planted_hr(&model, &held_out, 200);
+        assert!(hr > 0.6, "{arch}: HR@10 {hr} on planted clusters");
     }
+}
+
+#[test]
+fn bf16_mixed_precision_learns_as_well_and_keeps_f32_weights() {
+    let _turn = serial();
+    let (data, held_out) = common::planted(300, 200, 5, 12, 7);
+    let fp32_cfg = config(Architecture::NeuMF, 8);
+    let mut bf16_cfg = fp32_cfg.clone();
+    bf16_cfg.precision = Precision::Bf16;
+    let fp32 = train(&data, None, &fp32_cfg, &mut Quiet).unwrap();
+    let bf16 = train(&data, None, &bf16_cfg, &mut Quiet).unwrap();
+    // The forward pass really ran in bfloat16: same seed, different arithmetic, other weights.
+    assert_ne!(fp32.weights, bf16.weights);
+    assert!(bf16.weights.values().all(|t| t.data.iter().all(|x| x.is_finite())));
+    assert!(bf16.summary.final_loss < bf16.summary.epochs[0].loss, "bf16: loss did not fall");
+    let hr = |weights| {
+        planted_hr(&ScoringModel::from_artifact(artifact(&data, &fp32_cfg, weights)).unwrap(), &held_out, 200)
+    };
+    let (hr32, hr16) = (hr(fp32.weights), hr(bf16.weights));
+    assert!(hr16 > 0.6 && hr16 > hr32 - 0.05, "bf16 HR@10 {hr16} vs fp32 {hr32}");
 }
 
 #[test]

@@ -313,6 +313,10 @@ t_validation_metrics_are_stored() {
   assert_eq "$(qc "SELECT string_agg(e.v->>'phase', ',' ORDER BY e.n) FROM neumf_models, jsonb_array_elements(metrics->'epochs') WITH ORDINALITY AS e(v, n) WHERE model = 'refitted'")" \
             "neumf,neumf,neumf,neumf$(for _ in $(seq 1 "$(qc "SELECT (metrics->>'best_epoch')::int FROM neumf_models WHERE model = 'refitted'")"); do printf ',neumf refit'; done)" "refit runs the best epoch count on all data"
   assert_true "(SELECT (hyperparameters->>'refit')::bool FROM neumf_models WHERE model = 'refitted')" "refit recorded"
+  # Mixed precision trains (bfloat16 forward pass) and is recorded; the stored model is f32 as ever.
+  assert_true "(SELECT validation_hr > 0 FROM neumf_train('mixed', 'small', epochs => 3, mixed_precision => true))" "mixed_precision => true trains"
+  assert_eq "$(qc "SELECT hyperparameters->>'precision' FROM neumf_models WHERE model = 'mixed'")" "bf16" "precision recorded"
+  assert_true "(SELECT neumf_score('mixed', user_id, item_id) BETWEEN 0 AND 1 FROM small LIMIT 1)" "bf16-trained model serves"
 }
 
 t_ml100k_defaults_quality_floor() {
