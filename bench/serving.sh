@@ -7,6 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(cd "$here/.." && pwd)
 . "$repo/scripts/env.sh"
 . "$repo/scripts/ml100k.sh"
+. "$here/common.sh"
 SECS=${1:-20}
 CLIENTS=${BENCH_CLIENTS:-2}
 shared=${NEUMF_SHARED:-$repo/../shared}; d="$shared/data/ml-100k"
@@ -23,7 +24,8 @@ echo "== setup: PostgreSQL on 127.0.0.1:$PGPORT, shared_preload_libraries = 'neu
 cluster start
 psql -X -q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'neumf_bench'" | grep -q 1 || psql -X -q -d postgres -c "CREATE DATABASE neumf_bench"
 cluster restart
-psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS neumf" -c "DROP TABLE IF EXISTS precomputed"
+ensure_current_extension
+psql -X -q -v ON_ERROR_STOP=1 -c "DROP TABLE IF EXISTS precomputed"
 load_ml100k "$d"
 if [ "$(q "SELECT count(*) FROM neumf_models WHERE model = 'ml100k' AND hyperparameters->>'factors' = '8'")" = 0 ]; then
   echo "   training ml100k (paper recipe: NeuMF f8, 64-32-16-8, 20 epochs)"

@@ -12,6 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(cd "$here/.." && pwd)
 . "$repo/scripts/env.sh"
 . "$repo/scripts/ml100k.sh"
+. "$here/common.sh"
 THREADS=${1:-2}
 shared=${NEUMF_SHARED:-$repo/../shared}; d="$shared/data/ml-100k"
 [ -f "$d/loo.train.tsv" ] || { echo "ML-100K not found under $d" >&2; exit 1; }
@@ -21,7 +22,7 @@ export PGOPTIONS="-c client_min_messages=warning -c neumf.train_threads=$THREADS
 q() { psql -X -q -tA -v ON_ERROR_STOP=1 -c "$1"; }
 "$repo/scripts/cluster.sh" start
 psql -X -q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'neumf_bench'" | grep -q 1 || psql -X -q -d postgres -c "CREATE DATABASE neumf_bench"
-psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS neumf"
+ensure_current_extension
 load_ml100k "$d"
 # HR and NDCG over all 943 test users (skipped ones are misses), as "hr|ndcg".
 test_metrics() {
