@@ -415,45 +415,34 @@ mod tests {
         TrainConfig::paper_defaults().validate().unwrap();
     }
 
+    /// The error for `paper_defaults()` changed by `change` mentions `needle`.
+    fn rejects(change: impl FnOnce(&mut TrainConfig), needle: &str) {
+        let mut c = TrainConfig::paper_defaults();
+        change(&mut c);
+        let err = c.validate().expect_err(needle);
+        assert!(err.contains(needle), "{err}");
+    }
+
     #[test]
     fn rejects_nonsense_with_a_message() {
-        let mut c = TrainConfig::paper_defaults();
-        c.spec.factors = 0;
-        assert!(c.validate().unwrap_err().contains("factors"));
-        let mut c = TrainConfig::paper_defaults();
-        c.spec.layers = vec![];
-        assert!(c.validate().unwrap_err().contains("layers"));
-        let mut c = TrainConfig::paper_defaults();
-        c.spec.layers = vec![63, 32];
-        assert!(c.validate().unwrap_err().contains("even"));
-        let mut c = TrainConfig::paper_defaults();
-        c.epochs = 0;
-        assert!(c.validate().unwrap_err().contains("epochs"));
-        let mut c = TrainConfig::paper_defaults();
-        c.learning_rate = -1.0;
-        assert!(c.validate().unwrap_err().contains("learning_rate"));
-        let mut c = TrainConfig::paper_defaults();
-        c.negatives = 0;
-        assert!(c.validate().unwrap_err().contains("negatives"));
-        let mut c = TrainConfig::paper_defaults();
-        c.sampling = Sampling::Popularity { exponent: 0.0 };
-        assert!(c.validate().unwrap_err().contains("exponent"));
-        let mut c = TrainConfig::paper_defaults();
-        c.sampling = Sampling::Hard { pool: 1, share: 0.5 };
-        assert!(c.validate().unwrap_err().contains("hard_pool"));
-        let mut c = TrainConfig::paper_defaults();
-        c.dropout = 1.0;
-        assert!(c.validate().unwrap_err().contains("dropout"));
-        let mut c = TrainConfig::paper_defaults();
-        c.spec.architecture = Architecture::Mlp;
-        c.pretrain = true;
-        assert!(c.validate().unwrap_err().contains("pretrain"));
-        let mut c = TrainConfig::paper_defaults();
-        c.recency_weight = -1.0;
-        assert!(c.validate().unwrap_err().contains("recency_weight"));
-        let mut c = TrainConfig::paper_defaults();
-        c.recency_half_life = 0.0;
-        assert!(c.validate().unwrap_err().contains("recency_half_life"));
+        rejects(|c| c.spec.factors = 0, "factors");
+        rejects(|c| c.spec.layers = vec![], "layers");
+        rejects(|c| c.spec.layers = vec![63, 32], "even");
+        rejects(|c| c.epochs = 0, "epochs");
+        rejects(|c| c.learning_rate = -1.0, "learning_rate");
+        rejects(|c| c.negatives = 0, "negatives");
+        rejects(|c| c.sampling = Sampling::Popularity { exponent: 0.0 }, "exponent");
+        rejects(|c| c.sampling = Sampling::Hard { pool: 1, share: 0.5 }, "hard_pool");
+        rejects(|c| c.dropout = 1.0, "dropout");
+        rejects(
+            |c| {
+                c.spec.architecture = Architecture::Mlp;
+                c.pretrain = true;
+            },
+            "pretrain",
+        );
+        rejects(|c| c.recency_weight = -1.0, "recency_weight");
+        rejects(|c| c.recency_half_life = 0.0, "recency_half_life");
         TrainConfig::recommended().validate().unwrap();
         // GMF ignores the MLP tower entirely.
         let mut c = TrainConfig::paper_defaults();
