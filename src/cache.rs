@@ -72,7 +72,7 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     if relid == pg_sys::InvalidOid || watched == 0 || relid.to_u32() == watched {
         WATCHED_TABLE.store(0, Ordering::Relaxed);
         GENERATION.fetch_add(1, Ordering::Relaxed);
-        storage::forget_schema();
+        storage::forget_catalog();
     }
 }
 

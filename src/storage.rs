@@ -23,7 +23,7 @@ pub fn optional_row<T: pgrx::FromDatum + pgrx::IntoDatum>(sql: &str, args: &[Dat
 }
 
 /// Where the extension's tables live in this database, looked up once per backend (one query)
-/// and dropped by [`forget_schema`] when the version table's relcache entry is invalidated
+/// and dropped by [`forget_catalog`] when the version table's relcache entry is invalidated
 /// (DROP / CREATE EXTENSION change both).
 #[derive(Clone)]
 struct Catalog {
@@ -37,7 +37,7 @@ static CATALOG: parking_lot::Mutex<Option<Catalog>> = parking_lot::Mutex::new(No
 static CATALOG_STALE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Safe to call from an invalidation callback: touches only an atomic.
-pub fn forget_schema() {
+pub fn forget_catalog() {
     CATALOG_STALE.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
@@ -234,37 +234,31 @@ pub fn active_version(model: &str) -> i32 {
 
 /// Reassembles a stored blob (one query: the version's size and its chunks in order).
 pub fn load_blob(model: &str, version: i32) -> Vec<u8> {
-    let sql = format!(
-        "SELECT v.version, v.size_bytes, c.data FROM {} v JOIN {} c ON c.model = v.model AND c.version = v.version \
-         WHERE v.model = $1 AND v.version = $2 ORDER BY c.chunk_no",
-        versions_table(),
-        chunks_table()
-    );
-    with_blob(model, Some(version), &sql, &[model.into(), version.into()], |_, bytes| bytes.to_vec())
+    with_blob(model, Some(version), |_, bytes| bytes.to_vec())
 }
 
 /// Reads the active version of `model` and hands its blob to `decode`, in one query. The blob
 /// is passed straight from the fetched value when it is stored as one chunk (the usual case),
 /// so loading a model copies its bytes once less.
 pub fn with_active_blob<R>(model: &str, decode: impl FnOnce(i32, &[u8]) -> R) -> R {
-    let sql = format!(
-        "SELECT v.version, v.size_bytes, c.data FROM {} v JOIN {} c ON c.model = v.model AND c.version = v.version \
-         WHERE v.model = $1 AND v.active ORDER BY c.chunk_no",
-        versions_table(),
-        chunks_table()
-    );
-    with_blob(model, None, &sql, &[model.into()], decode)
+    with_blob(model, None, decode)
 }
 
-/// Runs `sql` (rows: version, size_bytes, chunk data, in chunk order) and passes the
-/// reassembled blob to `decode`, checking its size; raises the precise error when no row came.
-fn with_blob<R>(
-    model: &str,
-    version: Option<i32>,
-    sql: &str,
-    args: &[DatumWithOid],
-    decode: impl FnOnce(i32, &[u8]) -> R,
-) -> R {
+/// Fetches `version` of `model` (the active one when None) with its chunks in one query and
+/// passes the reassembled blob to `decode`, checking its size; raises the precise error when
+/// nothing came back.
+fn with_blob<R>(model: &str, version: Option<i32>, decode: impl FnOnce(i32, &[u8]) -> R) -> R {
+    let sql = format!(
+        "SELECT v.version, v.size_bytes, c.data FROM {} v JOIN {} c ON c.model = v.model AND c.version = v.version \
+         WHERE v.model = $1 AND {} ORDER BY c.chunk_no",
+        versions_table(),
+        chunks_table(),
+        if version.is_some() { "v.version = $2" } else { "v.active" }
+    );
+    let args: Vec<DatumWithOid> = match version {
+        Some(v) => vec![model.into(), v.into()],
+        None => vec![model.into()],
+    };
     struct Read<R> {
         version: i32,
         expected: usize,
@@ -272,7 +266,7 @@ fn with_blob<R>(
         decoded: Option<R>,
     }
     let read = Spi::connect(|client| -> Result<Option<Read<R>>, pgrx::spi::Error> {
-        let rows = client.select(sql, None, args)?;
+        let rows = client.select(&sql, None, &args)?;
         let one_chunk = rows.len() == 1;
         let mut blob = Vec::new();
         let mut head: Option<(i32, usize)> = None;

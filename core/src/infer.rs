@@ -107,6 +107,15 @@ fn take(weights: &mut std::collections::BTreeMap<String, Tensor32>, name: &str, 
     Ok(t.data)
 }
 
+/// Dense index of `id`: through the direct-address table for a bigint id when there is one.
+#[inline]
+fn index_of(map: &IdMap, dense: Option<&DenseLookup>, id: IdRef<'_>) -> Option<u32> {
+    match (dense, id) {
+        (Some(dense), IdRef::Int(v)) => dense.get(v),
+        _ => map.get(id),
+    }
+}
+
 impl ScoringModel {
     pub fn from_artifact(mut art: ModelArtifact) -> Result<Self> {
         let spec = art.spec.clone();
@@ -218,17 +227,11 @@ impl ScoringModel {
         self.items.len()
     }
     pub fn user_index(&self, id: IdRef<'_>) -> Option<u32> {
-        match (&self.user_lookup, id) {
-            (Some(dense), IdRef::Int(v)) => dense.get(v),
-            _ => self.users.get(id),
-        }
+        index_of(&self.users, self.user_lookup.as_ref(), id)
     }
     #[inline]
     pub fn item_index(&self, id: IdRef<'_>) -> Option<u32> {
-        match (&self.item_lookup, id) {
-            (Some(dense), IdRef::Int(v)) => dense.get(v),
-            _ => self.items.get(id),
-        }
+        index_of(&self.items, self.item_lookup.as_ref(), id)
     }
     /// Items the user interacted with in training, sorted by index.
     pub fn seen(&self, user: u32) -> &[u32] {

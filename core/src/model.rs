@@ -114,13 +114,9 @@ impl NcfNet {
     /// Logits with dropout active (and the training precision used) when `train` is set.
     pub fn logits_t(&self, users: &Tensor, items: &Tensor, train: bool) -> Tensor {
         let kind = if train { self.compute } else { Kind::Float };
-        // In f32 the casts are no-ops (`to_kind` returns the same tensor).
+        // In f32 every cast below is a no-op (`to_kind` to the same kind returns the tensor).
         let dense = |layer: &nn::Linear, x: &Tensor| {
-            if kind == Kind::Float {
-                layer.forward(x)
-            } else {
-                x.linear(&layer.ws.to_kind(kind), layer.bs.as_ref().map(|b| b.to_kind(kind)))
-            }
+            x.linear(&layer.ws.to_kind(kind), layer.bs.as_ref().map(|b| b.to_kind(kind)))
         };
         let gmf = self.gmf.as_ref().map(|(pu, qi)| pu.forward(users).to_kind(kind) * qi.forward(items).to_kind(kind));
         let mlp = self.mlp.as_ref().map(|(pu, qi, layers)| {
