@@ -156,6 +156,11 @@ fn neumf_train(
             data.rows_read, skipped.null_user, skipped.null_item, skipped.below_min_rating
         ));
     }
+    if weight_decay.is_none() {
+        // The recommended decay is a timescale in epochs, so it needs the data's size.
+        cfg = cfg.with_recommended_weight_decay(data.len());
+        cfg.validate().unwrap_or_else(|e| invalid_argument(e));
+    }
     let validate = use_validation(&data, validation);
     if recency_weight.is_some_and(|w| w > 0.0) && data.ts.is_none() {
         notice!(

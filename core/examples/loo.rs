@@ -7,7 +7,7 @@
 //!                     at the end, with the serving kernel
 //!   --trace-test true score the test set after every epoch (time-to-quality; no selection)
 //! Hyper-parameters: --arch --factors --layers 64,32,16,8 --epochs --batch --lr --neg
-//!   --sampling uniform|popularity|hard --exponent --pool --share --wd --dropout
+//!   --sampling uniform|popularity|hard --exponent --pool --share --wd (number or auto) --dropout
 //!   --schedule constant|cosine --patience --pretrain --threads --seed
 use neumf_core::codec::ModelArtifact;
 use neumf_core::dataset::{Interactions, InteractionsBuilder};
@@ -83,7 +83,9 @@ fn main() -> anyhow::Result<()> {
         num("share", 0.5),
     )
     .map_err(anyhow::Error::msg)?;
-    cfg.weight_decay = num("wd", 0.0);
+    // "--wd auto": the recommended decay for this data (a timescale of epochs), set below.
+    let wd_auto = get("wd", "0") == "auto";
+    cfg.weight_decay = if wd_auto { 0.0 } else { num("wd", 0.0) };
     cfg.dropout = num("dropout", 0.0);
     cfg.lr_schedule = LrSchedule::parse(&get("schedule", "constant")).map_err(anyhow::Error::msg)?;
     cfg.patience = num("patience", 0.0) as usize;
@@ -123,6 +125,9 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let full: Interactions = b.finish();
+    if wd_auto {
+        cfg = cfg.with_recommended_weight_decay(full.len());
+    }
     let (train_data, holdout) = if get("validate", "false") == "true" {
         let (t, h) = leave_one_out(&full, 99, num("holdout-seed", cfg.seed as f64) as u64);
         (t, Some(h))

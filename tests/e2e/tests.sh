@@ -110,7 +110,7 @@ t_bad_input_is_a_clear_error() {
   assert_error "SELECT neumf_train('b', 'small', sampling => 'hard', hard_share => 0)" 'hard_share must be in (0, 1]'
   assert_error "SELECT neumf_train('b', 'small', architecture => 'gmf', pretrain => true)" "pretrain => true needs architecture => 'neumf'"
   assert_error "SELECT neumf_train('b', 'small', batch_size => 1000000)" 'batch_size 1000000 is larger than an epoch'
-  assert_error "SELECT neumf_train('b', 'small', weight_decay => -0.1)" 'weight_decay must be in [0, 1)'
+  assert_error "SELECT neumf_train('b', 'small', weight_decay => -0.1)" 'weight_decay must be ≥ 0'
   assert_error "SELECT neumf_train('b', 'small', dropout => 1)" 'dropout must be in [0, 1)'
   assert_error "SELECT neumf_train('b', 'small', lr_schedule => 'step')" 'unknown lr_schedule "step"'
   assert_error "SELECT neumf_train('b', 'small', recency_weight => -1)" 'recency_weight must be in [0, 1000]'
@@ -264,14 +264,14 @@ t_ml100k_quality_floor() {
   local d="$NEUMF_SHARED/data/ml-100k"
   [ -f "$d/loo.train.tsv" ] || { fail "ML-100K split not found under $d (set NEUMF_SHARED)"; return 1; }
   load_ml100k "$d"
-  # The paper's defaults, spelled out.
-  # The paper's recipe exactly: no validation split, no early stopping, no pretraining, no recency weighting.
+  # The paper's recipe exactly, spelled out: no validation split, no early stopping, no
+  # pretraining, no recency weighting, no weight decay.
   # One seed's HR@10 varies by about ±0.01 (seeds
   # 42, 1, 2, 3 gave 0.576, 0.558, 0.578, 0.559), so the floor holds for the mean of three fixed seeds.
   local res hrs=() ndcgs=()
   for seed in 42 1 2; do
     qc "SELECT train_seconds FROM neumf_train('ml100k_s$seed', 'ml_train', architecture => 'neumf', factors => 8, layers => ARRAY[64,32,16,8],
-          negatives => 4, batch_size => 256, learning_rate => 0.001, epochs => 20, validation => false, pretrain => false, recency_weight => 0, seed => $seed)" \
+          negatives => 4, batch_size => 256, learning_rate => 0.001, epochs => 20, validation => false, pretrain => false, recency_weight => 0, weight_decay => 0, seed => $seed)" \
       | sed "s/^/      seed $seed train seconds: /"
     res=$(qc "WITH r AS (SELECT t.item_id AS test_item, x.item_id, x.rank FROM ml_test t, LATERAL neumf_rank('ml100k_s$seed', t.user_id, t.item_id || t.negatives, 10) x)
               SELECT round(count(*) FILTER (WHERE item_id = test_item)::numeric / (SELECT count(*) FROM ml_test), 4) || '|' ||
@@ -301,7 +301,9 @@ t_validation_metrics_are_stored() {
   assert_eq "$row" "t|t" "validation figures returned"
   assert_true "(SELECT (metrics->'validation'->>'hr')::float8 BETWEEN 0 AND 1 AND (metrics->'validation'->>'full_recall')::float8 BETWEEN 0 AND 1 FROM neumf_models WHERE model = 'validated')" "sampled and full-catalogue metrics stored"
   assert_true "(SELECT jsonb_array_length(metrics->'epochs') = 6 FROM neumf_models WHERE model = 'validated')" "per-epoch history stored"
-  assert_eq "$(qc "SELECT validation_hr IS NULL FROM neumf_train('unvalidated', 'small', epochs => 2, validation => false)")" "t" "validation => false"
+  assert_eq "$(qc "SELECT validation_hr IS NULL FROM neumf_train('unvalidated', 'small', epochs => 2, validation => false, weight_decay => 0)")" "t" "validation => false"
+  assert_eq "$(qc "SELECT (hyperparameters->>'weight_decay')::float8 || ' ' || (hyperparameters->>'optimizer') FROM neumf_models WHERE model = 'unvalidated'")" \
+            "0 adam" "weight_decay => 0 is plain Adam"
   for s in popularity hard; do
     assert_true "(SELECT validation_hr > 0 FROM neumf_train('sampled_$s', 'small', epochs => 3, sampling => '$s'))" "sampling => $s trains"
   done
@@ -321,11 +323,16 @@ t_validation_metrics_are_stored() {
 
 t_ml100k_defaults_quality_floor() {
   # Nothing but a name and a source: the shipped defaults (pretraining + refit, chosen on a
-  # validation split of the training data, recency weighting). Measured HR@10 0.6098 / NDCG@10
-  # 0.3465 at seed 42 (0.6320 / 0.3579 and 0.6140 / 0.3452 at seeds 1 and 2); deterministic on CPU.
+  # validation split of the training data, recency weighting, weight decay with a 5-epoch
+  # timescale). Measured HR@10 0.6341 / NDCG@10 0.3538 at seed 42 (0.6310 / 0.3518 and
+  # 0.6278 / 0.3515 at seeds 1 and 2); deterministic on one CPU, but another CPU's kernels may
+  # take another trajectory, hence the margin (one seed moves HR@10 by about ±0.015).
   local row res
   row=$(qc "SELECT round(train_seconds::numeric, 1) || ' s, validation HR@10 ' || round(validation_hr::numeric, 4) FROM neumf_train('ml_defaults', 'ml_train')")
   res=$(qc "SELECT round((hr * users / (users + skipped))::numeric, 4) || '|' || round((ndcg * users / (users + skipped))::numeric, 4) FROM neumf_evaluate('ml_defaults', 'ml_test')")
   echo "      defaults: $row; test HR@10 ${res%|*}, NDCG@10 ${res#*|} (paper recipe floor above: 0.55)"
-  assert_true "${res%|*} >= 0.60 AND ${res#*|} >= 0.335" "defaults quality floor"
+  assert_true "${res%|*} >= 0.61 AND ${res#*|} >= 0.34" "defaults quality floor"
+  # 99,057 interactions × 5 samples / 256 = 1,935 steps an epoch; 1 / (0.001 × 5 epochs × 1,935)
+  assert_eq "$(qc "SELECT round((hyperparameters->>'weight_decay')::numeric, 4) || ' ' || (hyperparameters->>'optimizer') FROM neumf_models WHERE model = 'ml_defaults' AND active")" \
+            "0.1034 adamw" "default weight decay: a timescale of 5 epochs on this data"
 }
