@@ -40,7 +40,7 @@ pub fn internal(context: &str, err: &anyhow::Error) -> ! {
     // libtorch prefixes its own messages and appends C++ backtraces; keep the first line.
     let message = message.replace("Internal torch error: ", "");
     let message = message.lines().next().unwrap_or_default().to_string();
-    if message.contains("out of memory") {
+    if neumf_core::failure::is_out_of_memory(&message) {
         raise(
             PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
             message,

@@ -16,10 +16,12 @@
 //! | [`metrics`] | HR@K / NDCG@K                                                       |
 //! | [`holdout`] | leave-one-out validation split with fixed negatives                 |
 //! | [`eval`]    | sampled and full-catalogue ranking metrics for any scorer           |
+//! | [`failure`] | failures with a known remedy (out of memory), from libtorch's text  |
 
 pub mod codec;
 pub mod dataset;
 pub mod eval;
+pub mod failure;
 pub mod holdout;
 pub mod ids;
 pub mod infer;
