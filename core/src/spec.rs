@@ -228,7 +228,7 @@ pub struct Recommended {
 /// negatives), never on test data: pretraining had the best validation NDCG@10 and
 /// full-catalogue recall across factor sizes; refitting on all data gives back every user's
 /// latest interaction; weight decay with a timescale of 5 epochs (AdamW coefficient 0.10 on
-/// ML-100K) beat none and 2.6–10 epochs. bench/README.md has the sweeps.
+/// ML-100K) beat none and 1.7–10.4 epochs. bench/README.md has the sweeps.
 pub const RECOMMENDED: Recommended = Recommended {
     factors: 16,
     batch_size: 256,
