@@ -1,4 +1,11 @@
-# Sourced by the benchmarks (after scripts/env.sh and with the PG* connection variables set).
+# Sourced by the benchmarks. Helpers shared by them; ensure_current_extension needs
+# scripts/env.sh and the PG* connection variables, the others nothing.
+
+# ratio A B [decimals, default 2]: A / B.
+ratio() { awk "BEGIN { printf \"%.${3:-2}f\", $1 / $2 }"; }
+
+# field JSON KEY: one field of a one-line JSON object (what reference_neumf.py and loo print).
+field() { python3 -c "import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 # The bench database keeps its tables and trained models between runs, but its neumf SQL
 # definitions must match the installed library: a rebuild that changed a function's arguments

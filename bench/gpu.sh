@@ -12,6 +12,7 @@
 #        BENCH_GPU_EPOCHS (2), BENCH_GPU_USERS / _ITEMS / _PER_USER (138000 / 27000 / 145)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(cd "$here/.." && pwd)
+. "$here/common.sh"
 DEVICE=${BENCH_GPU_DEVICE:-cuda}
 BATCH=${BENCH_GPU_BATCH:-65536}; EPOCHS=${BENCH_GPU_EPOCHS:-2}
 USERS=${BENCH_GPU_USERS:-138000}; ITEMS=${BENCH_GPU_ITEMS:-27000}; PER_USER=${BENCH_GPU_PER_USER:-145}
@@ -32,7 +33,6 @@ threads=$(nproc)
 echo "== data: $USERS users, $ITEMS items, ≈$PER_USER per user"
 "$PY" "$here/synthetic.py" "$work/syn" --users "$USERS" --items "$ITEMS" --per-user "$PER_USER"
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
-field() { "$PY" -c "import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 echo "== reference_neumf.py --device $DEVICE --batch $BATCH --epochs $EPOCHS"
 ref=$("$PY" "$shared/bench/reference_neumf.py" "$work/syn" --device "$DEVICE" --batch "$BATCH" --epochs "$EPOCHS" --lr "$LR" --threads "$threads")
@@ -47,7 +47,6 @@ for precision in fp32 bf16; do
 done
 ref_sps=$(field "$ref" samples_per_s); ref_s=$(field "$ref" train_s)
 per_epoch() { awk "BEGIN { printf \"%.2f\", $1 / $EPOCHS }"; }
-ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 millions() { awk "BEGIN { printf \"%.1fM\", $1 / 1e6 }"; }
 cat <<REPORT
 

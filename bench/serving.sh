@@ -49,7 +49,6 @@ tps() { # script extra-args… → transactions per second (excluding connection
   "$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECS" "$@" 2>&1 | tee -a "$work/pgbench.log" \
     | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1
 }
-ratio() { awk "BEGIN { printf \"%.3f\", $1 / $2 }"; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # The lookup's own rate moves by ±10% between runs on a small machine, so each comparison is
 # made ROUNDS times, alternating baseline and neumf, and judged on the median of the per-round
@@ -74,9 +73,9 @@ array_scripts=(); for k in $(seq 0 9); do array_scripts+=(-f "$work/rank_array_$
 bases=""; ranks=""; arrays=""; rank_ratios=""; array_ratios=""
 for round in $(seq 1 "$ROUNDS"); do
   b=$(tps -f "$here/pgbench_baseline.sql"); r=$(tps -f "$here/pgbench_rank.sql"); a=$(tps "${array_scripts[@]}")
-  echo "   round $round: lookup $b tps, neumf_rank $r tps ($(ratio "$r" "$b")), one int8[] $a tps ($(ratio "$a" "$b"))"
+  echo "   round $round: lookup $b tps, neumf_rank $r tps ($(ratio "$r" "$b" 3)), one int8[] $a tps ($(ratio "$a" "$b" 3))"
   bases="$bases $b"; ranks="$ranks $r"; arrays="$arrays $a"
-  rank_ratios="$rank_ratios $(ratio "$r" "$b")"; array_ratios="$array_ratios $(ratio "$a" "$b")"
+  rank_ratios="$rank_ratios $(ratio "$r" "$b" 3)"; array_ratios="$array_ratios $(ratio "$a" "$b" 3)"
 done
 base=$(median <<<"$bases"); rank=$(median <<<"$ranks"); rank_array=$(median <<<"$arrays")
 
@@ -90,8 +89,8 @@ echo "== 3. a new connection per transaction (pgbench -C)"
 bases_c=""; ranks_c=""; c_ratios=""
 for round in $(seq 1 "$ROUNDS"); do
   b=$(tps -C -f "$here/pgbench_baseline.sql"); r=$(tps -C -f "$here/pgbench_rank.sql")
-  echo "   round $round: lookup $b tps, neumf_rank $r tps ($(ratio "$r" "$b"))"
-  bases_c="$bases_c $b"; ranks_c="$ranks_c $r"; c_ratios="$c_ratios $(ratio "$r" "$b")"
+  echo "   round $round: lookup $b tps, neumf_rank $r tps ($(ratio "$r" "$b" 3))"
+  bases_c="$bases_c $b"; ranks_c="$ranks_c $r"; c_ratios="$c_ratios $(ratio "$r" "$b" 3)"
 done
 base_c=$(median <<<"$bases_c"); rank_c=$(median <<<"$ranks_c")
 first_call() { # → median and max milliseconds of the first neumf_rank on 30 fresh connections

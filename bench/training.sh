@@ -36,10 +36,8 @@ train() { # model, extra named arguments → "train_seconds|samples_per_second|e
 
 echo "== 1. paper recipe, $THREADS thread(s): reference_neumf.py vs neumf_train"
 ref=$("$NEUMF_VENV/bin/python" "$shared/bench/reference_neumf.py" "$d/loo" --threads "$THREADS")
-ref_hr=$(echo "$ref" | python3 -c "import json,sys; print(json.load(sys.stdin)['hr10'])")
-ref_ndcg=$(echo "$ref" | python3 -c "import json,sys; print(json.load(sys.stdin)['ndcg10'])")
-ref_s=$(echo "$ref" | python3 -c "import json,sys; print(json.load(sys.stdin)['train_s'])")
-ref_sps=$(echo "$ref" | python3 -c "import json,sys; print(json.load(sys.stdin)['samples_per_s'])")
+ref_hr=$(field "$ref" hr10); ref_ndcg=$(field "$ref" ndcg10)
+ref_s=$(field "$ref" train_s); ref_sps=$(field "$ref" samples_per_s)
 PAPER="architecture => 'neumf', factors => 8, layers => ARRAY[64,32,16,8], negatives => 4, batch_size => 256, learning_rate => 0.001, epochs => 20, validation => false, pretrain => false, recency_weight => 0, weight_decay => 0, device => 'cpu'"
 IFS='|' read -r p_s p_sps _ _ _ <<<"$(train bench_paper "$PAPER")"
 IFS='|' read -r p_hr p_ndcg <<<"$(test_metrics bench_paper)"
@@ -77,7 +75,6 @@ d_cfg=$(q "SELECT hyperparameters - 'seed' FROM neumf_models WHERE model = 'benc
 echo "== 4. GPU"
 gpu=$(q "SELECT device_used FROM neumf_train('bench_gpu_probe', 'SELECT * FROM ml_train LIMIT 5000', epochs => 1, device => 'auto', validation => false)")
 
-ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 cat <<REPORT
 
 === training benchmark (ML-100K leave-one-out, $(nproc) cores, neumf.train_threads = $THREADS) ===

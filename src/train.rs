@@ -157,9 +157,9 @@ fn neumf_train(
         ));
     }
     if weight_decay.is_none() {
-        // The recommended decay is a timescale in epochs, so it needs the data's size.
+        // The recommended decay is a timescale in epochs, so it needs the data's size (and
+        // is always valid: learning_rate × weight_decay = 1 / (5 × steps per epoch) ≤ 0.2).
         cfg = cfg.with_recommended_weight_decay(data.len());
-        cfg.validate().unwrap_or_else(|e| invalid_argument(e));
     }
     let validate = use_validation(&data, validation);
     if recency_weight.is_some_and(|w| w > 0.0) && data.ts.is_none() {
