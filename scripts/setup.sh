@@ -49,7 +49,8 @@ else
 fi
 
 # --- libtorch (via the PyPI torch wheel) ------------------------------------------------------
-if ! "$NEUMF_VENV/bin/python" -c "import torch,sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+# numpy too: bench/synthetic.py needs it, and a venv made before it was added lacks it.
+if ! "$NEUMF_VENV/bin/python" -c "import numpy, torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
   log "creating $NEUMF_VENV with torch==$TORCH_VERSION (≈2 min, ≈4.6 GB)"
   as_root mkdir -p "$NEUMF_VENV"
   as_root chown "$(id -u):$(id -g)" "$NEUMF_VENV"
