@@ -30,8 +30,9 @@ shared_buffers = 256MB
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-# Loads libtorch and neumf once in the postmaster so that every new connection starts warm.
-# (Only GUCs are registered at load time; CUDA is never touched there.)
+# Loads neumf.so (serving and storage, no libtorch) once in the postmaster, so a new
+# connection's first call skips the library load. Only GUCs are registered at load time;
+# libtorch and CUDA are loaded by neumf_train, in the backend that trains.
 shared_preload_libraries = 'neumf'
 CONF
   fi

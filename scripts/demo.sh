@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install what is needed, build and install neumf, start a
 # local PostgreSQL on loopback, load a demo interactions table, train a model, recommend.
-# Idempotent: re-running skips what is already done and retrains the demo model.
+# Idempotent: re-running skips what is already done, upgrades the extension in place if the
+# build is newer, and trains the demo model again (a new version beside the old ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -21,8 +22,8 @@ scripts/cluster.sh psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datnam
 log "loading demo data and training (8 taste groups planted in 6,000 users × 1,500 items)"
 psql_demo -q <<'SQL'
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS neumf CASCADE;
-CREATE EXTENSION neumf;
+CREATE EXTENSION IF NOT EXISTS neumf;
+ALTER EXTENSION neumf UPDATE;
 DROP TABLE IF EXISTS ratings;
 CREATE TABLE ratings AS SELECT * FROM neumf_synthetic_interactions(6000, 1500, per_user => 25, clusters => 8);
 ANALYZE ratings;

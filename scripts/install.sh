@@ -18,6 +18,15 @@ fi
 sed 's/\x1b\[[0-9;]*m//g' "$build_log" | grep -E "^ *(Installing|Finished) " || true
 rm -f "$build_log"
 libdir=$("$PG_CONFIG" --pkglibdir)
+# The SQL of earlier versions (frozen in sql/install) and the upgrade steps between versions, so
+# that CREATE EXTENSION neumf VERSION '<old>' and ALTER EXTENSION neumf UPDATE work. The
+# current version's script is the one cargo pgrx just generated.
+extdir="$("$PG_CONFIG" --sharedir)/extension"
+current=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$extdir/neumf.control")
+for script in sql/install/neumf--*.sql sql/upgrade/neumf--*--*.sql; do
+  [ "$script" = "sql/install/neumf--$current.sql" ] && continue
+  as_root install -m 644 "$script" "$extdir/"
+done
 target=${CARGO_TARGET_DIR:-target}
 as_root install -m 755 "$target/release/libneumf_trainer.so" "$libdir/neumf_trainer.so"
 # ldd's output is captured first: under pipefail, `ldd | grep -q` fails at random when grep

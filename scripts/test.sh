@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Every test, from a fresh machine: installs what is missing (scripts/setup.sh), runs the core's
 # unit and integration tests (plain cargo test, no PostgreSQL needed), builds and installs the
-# extension, and runs the end-to-end tests against a real PostgreSQL 15 on loopback.
+# extension, and runs the server layers against a real PostgreSQL 15 on loopback:
+#   tests/pg_regress  golden files: SQL in, rows and errors out, one concept per file
+#   tests/e2e         what needs control of the server: restart, dump/restore, cancel,
+#                     concurrent sessions, upgrades from every earlier version, crashes
+#   tests/quality     ML-100K quality floors
 # Ends with one line 'tests: N passed, M failed'; exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,18 +23,28 @@ f=$(grep -oE "[0-9]+ failed" "$core_log" | awk '{s += $1} END {print s + 0}')
 [ "$core_rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1   # a build failure counts as a failure
 passed=$((passed + p)); failed=$((failed + f)); rm -f "$core_log"
 
+# Each server layer prints '<layer>: N passed, M failed' as its last line.
+add_layer() { # log-file
+  local line; line=$(grep -E "^[a-z_]+: [0-9]+ passed, [0-9]+ failed" "$1" | tail -1)
+  if [ -n "$line" ]; then
+    passed=$((passed + $(awk '{print $2}' <<<"$line"))); failed=$((failed + $(awk '{print $4}' <<<"$line")))
+  else
+    failed=$((failed + 1)); echo "a test layer ended without a summary"
+  fi
+}
+
 echo "== installing the extension (release)"
 if bash scripts/install.sh; then
-  echo "== end-to-end tests against PostgreSQL 15"
-  e2e_log=$(mktemp)
-  tests/e2e/run.sh 2>&1 | tee "$e2e_log"
-  line=$(grep -E "^e2e: [0-9]+ passed, [0-9]+ failed" "$e2e_log" | tail -1)
-  if [ -n "$line" ]; then
-    passed=$((passed + $(echo "$line" | awk '{print $2}'))); failed=$((failed + $(echo "$line" | awk '{print $4}')))
-  else
-    failed=$((failed + 1)); echo "end-to-end run ended without a summary"
-  fi
-  rm -f "$e2e_log"
+  # One fresh PostgreSQL 15 on loopback for every server layer, stopped at the end.
+  export NEUMF_PGDATA
+  NEUMF_PGDATA=$(mktemp -d /var/tmp/neumf-tests.XXXXXX)/data
+  trap 'scripts/cluster.sh stop >/dev/null 2>&1 || true' EXIT
+  for layer in tests/pg_regress/run.sh tests/e2e/run.sh tests/quality/run.sh; do
+    echo "== $layer"
+    log=$(mktemp)
+    bash "$layer" 2>&1 | tee "$log"
+    add_layer "$log"; rm -f "$log"
+  done
 else
   echo "install failed"; failed=$((failed + 1))
 fi

@@ -24,8 +24,7 @@ SELECT v.model,
        v.source,
        v.trained_at,
        v.trained_by
-FROM neumf_model_versions v
-ORDER BY v.model, v.version;
+FROM neumf_model_versions v;
 
 -- Every change to the version table (training, activation, drop, a restore, a manual UPDATE)
 -- tells every backend's model cache at commit, through a relcache invalidation.

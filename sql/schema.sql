@@ -32,7 +32,9 @@ CREATE TABLE neumf_model_chunks (
     version   integer NOT NULL,
     chunk_no  integer NOT NULL CHECK (chunk_no >= 0),
     data      bytea   NOT NULL,
-    PRIMARY KEY (model, version, chunk_no)
+    PRIMARY KEY (model, version, chunk_no),
+    -- Chunks belong to their version: deleting the version deletes them, none is orphaned.
+    FOREIGN KEY (model, version) REFERENCES neumf_model_versions (model, version) ON DELETE CASCADE
 );
 -- Float weights barely compress; skip pglz and store out of line directly.
 ALTER TABLE neumf_model_chunks ALTER COLUMN data SET STORAGE EXTERNAL;

@@ -130,7 +130,7 @@ pub fn get(model: &str) -> Arc<CachedModel> {
             });
         (version, scoring)
     });
-    let scoring = scoring.unwrap_or_else(|(context, e)| crate::errors::internal(&context, &e));
+    let scoring = scoring.unwrap_or_else(|(context, e)| crate::errors::corrupted(&context, &e));
     let bytes = scoring.memory_bytes();
     let loaded = Arc::new(CachedModel { version, scoring });
     let mut cache = CACHE.lock();

@@ -1,7 +1,7 @@
 //! `neumf_evaluate`: ranking metrics of a stored model on a test set given as SQL.
 
 use crate::cache;
-use crate::errors::{invalid_argument, OrRaise};
+use crate::errors::OrRaise;
 use neumf_core::ids::IdRef;
 use neumf_core::metrics::{rank_of_first, HitRate};
 use pgrx::prelude::*;
@@ -11,9 +11,10 @@ use pgrx::prelude::*;
 /// against, e.g. the 99 fixed negatives of the leave-one-out protocol). Returns HR@k / NDCG@k
 /// against those negatives (NULL without them) and full-catalogue Recall@k / NDCG@k, where the
 /// item is ranked among every item the user did not interact with in training.
-// pgrx needs the row tuple spelled out in the signature, hence the long type.
+// pgrx needs the row tuple spelled out in the signature, hence the long type. Volatile and
+// parallel unsafe: it runs the caller's query, which may be either.
 #[allow(clippy::type_complexity)]
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(volatile, parallel_unsafe)]
 fn neumf_evaluate(
     model: &str,
     source: &str,
@@ -29,9 +30,7 @@ fn neumf_evaluate(
         name!(full_ndcg, f64),
     ),
 > {
-    if k <= 0 {
-        invalid_argument(format!("k must be a positive number of results, got {k}"));
-    }
+    let k = crate::serve::check_k(k);
     let m = cache::get(model);
     let s = &m.scoring;
     let query = crate::source::resolve_query(source, "test");
@@ -40,7 +39,12 @@ fn neumf_evaluate(
         let names: Vec<String> = (1..=t.columns()?).map(|i| t.column_name(i)).collect::<Result<_, _>>()?;
         for needed in ["user_id", "item_id"] {
             if !names.iter().any(|n| n == needed) {
-                invalid_argument(format!("test source has no column \"{needed}\" (it has: {})", names.join(", ")));
+                crate::source::missing_column(
+                    "test source",
+                    needed,
+                    &names,
+                    "It needs user_id and item_id (the held-out item), and optionally negatives (an array of item ids).",
+                );
             }
         }
         Ok(names.iter().any(|n| n == "negatives"))
@@ -49,7 +53,6 @@ fn neumf_evaluate(
     let negatives = if has_negatives { "negatives::text[]" } else { "NULL::text[]" };
     let sql = format!("SELECT user_id::text, item_id::text, {negatives} FROM ({query}) AS neumf_test");
 
-    let k = k as usize;
     let (mut sampled, mut full) = (HitRate::new(k), HitRate::new(k));
     let mut skipped = 0i64;
     let mut scores: Vec<f32> = Vec::new();

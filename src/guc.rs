@@ -58,4 +58,7 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    // Any other neumf.* setting is a typo: refuse it instead of keeping it as a placeholder.
+    // SAFETY: called from _PG_init with a static, NUL-terminated prefix.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"neumf".as_ptr()) };
 }

@@ -7,11 +7,12 @@
 //!
 //! | SQL                                             | file             |
 //! |-------------------------------------------------|------------------|
-//! | `neumf_train`                                   | `src/train.rs`, `src/trainer.rs` → `trainer/` (libtorch, dlopen'ed) |
+//! | `neumf_train`                                   | `src/train.rs` (options → `neumf_core::options`, then read, train, record), `src/trainer.rs` → `trainer/` (libtorch, dlopen'ed; ABI in `neumf_core::abi`) |
 //! | `neumf_score`, `neumf_rank`, `neumf_recommend`  | `src/serve.rs`   |
 //! | `neumf_evaluate`                                | `src/evaluate.rs` |
 //! | `neumf_activate`, `neumf_drop`, `neumf_export`, `neumf_cache`, `neumf_models` | `src/admin.rs`, `sql/finalize.sql` |
-//! | tables                                          | `sql/schema.sql` |
+//! | tables                                          | `sql/schema.sql`; released versions in `sql/install/`, upgrades in `sql/upgrade/` |
+//! | errors and their SQLSTATEs                      | `src/errors.rs`  |
 //! | `neumf_synthetic_interactions` (demo/bench data) | `sql/synthetic.sql` |
 //! | per-backend model cache + invalidation          | `src/cache.rs`   |
 //! | reading the training source through SPI         | `src/source.rs`  |

@@ -2,14 +2,15 @@
 //! Scores come from the CPU kernel in `neumf_core::infer`; no libtorch, no CUDA here.
 
 use crate::cache;
-use crate::errors::invalid_argument;
+use crate::errors::invalid_argument_hint;
 use neumf_core::ids::IdRef;
 use neumf_core::infer::{sigmoid, top_k, ScoringModel};
 use pgrx::prelude::*;
 
-fn check_k(k: i32) -> usize {
+/// `k` as a count of results, or a clear ERROR.
+pub fn check_k(k: i32) -> usize {
     if k <= 0 {
-        invalid_argument(format!("k must be a positive number of results, got {k}"));
+        invalid_argument_hint(format!("k must be a positive number of results, got {k}"), "Pass k >= 1.");
     }
     k as usize
 }
@@ -140,9 +141,11 @@ fn neumf_recommend(
         .enumerate()
         .map(|(r, (item, s, source))| {
             let id = m.scoring.items.int_at(item).unwrap_or_else(|| {
-                invalid_argument(format!(
-                    "neumf model \"{model}\" has text item ids; call neumf_recommend('{model}', user_id::text, …)"
-                ))
+                crate::errors::raise(
+                    pgrx::PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                    format!("neumf model \"{model}\" has text item ids"),
+                    Some("Call the text form: neumf_recommend(model, user_id::text, k)."),
+                )
             });
             (id, s, r as i32 + 1, source)
         })

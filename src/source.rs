@@ -1,13 +1,15 @@
 //! Reads a training source (a table name or a query yielding user_id, item_id [, rating] [, ts])
 //! through SPI, with the caller's privileges, streamed through a cursor in batches.
 
-use crate::errors::{invalid_argument, OrRaise};
+use crate::errors::{invalid_argument_hint, raise, raise_full, OrRaise};
 use crate::guc;
 use neumf_core::dataset::{Interactions, InteractionsBuilder};
 use neumf_core::ids::{IdKind, IdMap};
+use neumf_core::options::is_qualified_name;
 use pgrx::pg_sys::{self, BuiltinOid, PgOid};
 use pgrx::prelude::*;
 use pgrx::FromDatum;
+use pgrx::PgSqlErrorCode;
 
 /// What the source looks like, checked before any row is read.
 #[derive(Debug)]
@@ -19,11 +21,8 @@ pub struct SourceShape {
     pub has_rating: bool,
     /// How to read `ts` as float8 seconds, when the source has it.
     pub ts_expr: Option<&'static str>,
-}
-
-fn looks_like_query(source: &str) -> bool {
-    let first = source.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
-    matches!(first.as_str(), "select" | "with" | "values" | "table") || source.starts_with('(')
+    /// Every column's name, for messages.
+    pub columns: Vec<String>,
 }
 
 fn type_name(oid: &PgOid) -> String {
@@ -34,16 +33,37 @@ fn type_name(oid: &PgOid) -> String {
         .unwrap_or_else(|| format!("type {raw:?}"))
 }
 
+#[track_caller]
+fn wrong_type(column: &str, oid: &PgOid, hint: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+        format!("source column \"{column}\" has type {}", type_name(oid)),
+        Some(hint),
+    )
+}
+
 fn id_kind(column: &str, oid: &PgOid) -> IdKind {
     use BuiltinOid::*;
     match oid {
         PgOid::BuiltIn(INT2OID | INT4OID | INT8OID) => IdKind::BigInt,
         PgOid::BuiltIn(TEXTOID | VARCHAROID | BPCHAROID | UUIDOID | NAMEOID) => IdKind::Text,
-        other => invalid_argument(format!(
-            "source column \"{column}\" has type {}; ids must be smallint, integer, bigint, text, varchar or uuid",
-            type_name(other)
-        )),
+        other => wrong_type(
+            column,
+            other,
+            &format!("Ids must be smallint, integer, bigint, text, varchar or uuid: cast it in a query, e.g. SELECT {column}::bigint AS {column}, …"),
+        ),
     }
+}
+
+/// A column the source must have and does not.
+#[track_caller]
+pub fn missing_column(what: &str, column: &str, has: &[String], hint: &str) -> ! {
+    raise_full(
+        PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+        format!("{what} has no column \"{column}\""),
+        Some(format!("Its columns are: {}.", has.join(", "))),
+        Some(hint),
+    )
 }
 
 fn is_numeric(oid: &PgOid) -> bool {
@@ -56,23 +76,33 @@ fn is_temporal(oid: &PgOid) -> bool {
     matches!(oid, PgOid::BuiltIn(TIMESTAMPOID | TIMESTAMPTZOID | DATEOID))
 }
 
-/// A table name becomes `SELECT * FROM <table>`; a query is used as it is. `what` names the
-/// argument in errors ("source", "test table").
+/// A relation name becomes `SELECT * FROM <relation>` (resolved by `to_regclass`, with the
+/// caller's search_path); anything else is a query, used as it is (it may start with WITH, a
+/// comment or a parenthesis). `what` names the argument in errors ("source", "test").
 pub fn resolve_query(source: &str, what: &str) -> String {
     let trimmed = source.trim().trim_end_matches(';').trim();
     if trimmed.is_empty() {
-        invalid_argument(format!("{what} is empty: pass a table name or a SELECT query"));
+        invalid_argument_hint(format!("{what} is empty"), "Pass a table name or a SELECT query.");
     }
-    if looks_like_query(trimmed) {
+    if !is_qualified_name(trimmed) {
         return trimmed.to_string();
     }
     let table = Spi::get_one_with_args::<String>("SELECT to_regclass($1)::text", &[trimmed.into()])
         .or_raise("resolving the table");
     match table {
         Some(t) => format!("SELECT * FROM {t}"),
-        None => invalid_argument(format!(
-            "{what} table \"{trimmed}\" does not exist ({what} must be a table name or a SELECT query)"
-        )),
+        None => raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            // A quoted name is shown as written; a plain one gets the quotes.
+            if trimmed.starts_with('"') {
+                format!("{what} table {trimmed} does not exist")
+            } else {
+                format!("{what} table \"{trimmed}\" does not exist")
+            },
+            Some(
+                "Pass an existing table or view (schema-qualified if it is not on the search_path), or a SELECT query.",
+            ),
+        ),
     }
 }
 
@@ -89,13 +119,15 @@ pub fn describe(source: &str) -> SourceShape {
     .or_raise("describing the source");
 
     let find = |name: &str| columns.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
-    let listed = || columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+    let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
     let require = |name: &str| {
         find(name).unwrap_or_else(|| {
-            invalid_argument(format!(
-                "source has no column \"{name}\" (it has: {}); alias yours, e.g. SELECT customer AS user_id, product AS item_id FROM …",
-                listed()
-            ))
+            missing_column(
+                "source",
+                name,
+                &names,
+                "Alias yours in a query, e.g. SELECT customer AS user_id, product AS item_id FROM …",
+            )
         })
     };
     let user_kind = id_kind("user_id", &require("user_id"));
@@ -103,7 +135,7 @@ pub fn describe(source: &str) -> SourceShape {
     let rating = find("rating");
     if let Some(t) = &rating {
         if !is_numeric(t) {
-            invalid_argument(format!("source column \"rating\" has type {}; it must be numeric", type_name(t)));
+            wrong_type("rating", t, "rating must be numeric; cast or alias another column as rating.");
         }
     }
     // ts orders each user's interactions: the latest is the validation holdout.
@@ -113,13 +145,10 @@ pub fn describe(source: &str) -> SourceShape {
         } else if is_temporal(&t) {
             "extract(epoch FROM ts)::float8"
         } else {
-            invalid_argument(format!(
-                "source column \"ts\" has type {}; it must be a number (e.g. unix seconds), timestamp or date",
-                type_name(&t)
-            ))
+            wrong_type("ts", &t, "ts must be a number (e.g. unix seconds), timestamp or date.")
         }
     });
-    SourceShape { query, user_kind, item_kind, has_rating: rating.is_some(), ts_expr }
+    SourceShape { query, user_kind, item_kind, has_rating: rating.is_some(), ts_expr, columns: names }
 }
 
 fn id_cast(kind: IdKind) -> &'static str {
@@ -133,7 +162,12 @@ fn id_cast(kind: IdKind) -> &'static str {
 /// skipped; with `min_rating`, rows rated below it (or unrated) are not interactions.
 pub fn read(shape: &SourceShape, min_rating: Option<f64>) -> Interactions {
     if min_rating.is_some() && !shape.has_rating {
-        invalid_argument("min_rating was given but the source has no \"rating\" column");
+        missing_column(
+            "source",
+            "rating",
+            &shape.columns,
+            "min_rating filters on a rating column: alias one as rating, or leave min_rating out.",
+        );
     }
     let rating = if shape.has_rating && min_rating.is_some() { "rating::float8" } else { "NULL::float8" };
     let sql = format!(

@@ -3,7 +3,7 @@
 //! written through SPI inside the caller's transaction, so a failed or cancelled training
 //! leaves nothing behind.
 
-use crate::errors::{invalid_argument, undefined_model, OrRaise};
+use crate::errors::{invalid_argument_hint, undefined_model, wrong_state, OrRaise};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
@@ -66,8 +66,8 @@ fn catalog() -> Catalog {
             .map(|nsp| (nsp, row.get::<pg_sys::Oid>(2).ok().flatten().unwrap_or(pg_sys::InvalidOid))))
     })
     .or_raise("looking up the neumf extension's schema");
-    let (nsp, versions_oid) =
-        found.unwrap_or_else(|| invalid_argument("extension neumf is not installed in this database"));
+    let (nsp, versions_oid) = found
+        .unwrap_or_else(|| wrong_state("extension neumf is not installed in this database", "CREATE EXTENSION neumf;"));
     let c = Catalog { schema: quote_identifier(nsp), versions_oid };
     *CATALOG.lock() = Some(c.clone());
     c
@@ -99,7 +99,7 @@ pub fn lock_for_training(model: &str) {
     .or_raise("taking the training lock");
     if got != Some(true) {
         crate::errors::raise(
-            pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            pgrx::PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
             format!("neumf model \"{model}\" is already being trained by another session"),
             Some("Wait for that training to finish, or cancel it with pg_cancel_backend()."),
         );
@@ -191,7 +191,10 @@ pub fn activate(model: &str, version: i32) {
             if client.select(&format!("SELECT 1 FROM {table} WHERE model = $1"), None, &[model.into()])?.is_empty() {
                 undefined_model(model);
             }
-            invalid_argument(format!("neumf model \"{model}\" has no version {version}"));
+            invalid_argument_hint(
+                format!("neumf model \"{model}\" has no version {version}"),
+                "SELECT version FROM neumf_models WHERE model = '…' lists its versions.",
+            );
         }
         // Two statements: the unique index on active rows is checked row by row.
         client.update(
@@ -223,9 +226,10 @@ pub fn active_version(model: &str) -> i32 {
             )
             .or_raise("looking up the model");
             if exists == Some(true) {
-                invalid_argument(format!(
-                    "neumf model \"{model}\" has no active version; activate one with neumf_activate('{model}', <version>)"
-                ))
+                wrong_state(
+                    format!("neumf model \"{model}\" has no active version"),
+                    "Activate one with neumf_activate(model, version); neumf_models lists the versions.",
+                )
             }
             undefined_model(model)
         }
@@ -310,14 +314,14 @@ fn with_blob<R>(model: &str, version: Option<i32>, decode: impl FnOnce(i32, &[u8
     crate::errors::raise(
         pgrx::PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
         format!("neumf model \"{model}\" version {version} is incomplete: {got} of {expected} bytes stored"),
-        Some("Retrain it, or activate another version."),
+        Some("Retrain the model, or activate another version with neumf_activate()."),
     )
 }
 
-/// Deletes every version of `model`; returns how many there were.
+/// Deletes every version of `model` (their chunks follow by ON DELETE CASCADE); returns how
+/// many there were.
 pub fn drop_model(model: &str) -> i64 {
     Spi::connect_mut(|client| -> Result<i64, pgrx::spi::Error> {
-        client.update(&format!("DELETE FROM {} WHERE model = $1", chunks_table()), None, &[model.into()])?;
         let deleted =
             client.update(&format!("DELETE FROM {} WHERE model = $1", versions_table()), None, &[model.into()])?;
         Ok(deleted.len() as i64)

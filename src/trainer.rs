@@ -7,7 +7,11 @@
 //! frames: they are caught here, stashed, the trainer is told to stop, and the error is raised
 //! again once the trainer has returned and freed its tensors.
 
-use crate::errors::{internal, invalid_argument};
+use crate::errors::internal;
+use neumf_core::abi::{
+    fingerprint, TrainFn, TrainRequest, ABI_VERSION, ABI_VERSION_SYMBOL, FINGERPRINT_SYMBOL, TRAIN_DONE, TRAIN_STOPPED,
+    TRAIN_SYMBOL,
+};
 use neumf_core::codec::{decode_weights, Tensor32};
 use neumf_core::dataset::Interactions;
 use neumf_core::progress::{EpochReport, TrainSummary};
@@ -18,30 +22,6 @@ use std::collections::BTreeMap;
 use std::ffi::{c_void, CStr, CString};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
-
-const ABI_VERSION: u32 = 1;
-const TRAIN_DONE: i32 = 0;
-const TRAIN_STOPPED: i32 = 2;
-
-#[repr(C)]
-struct TrainRequest {
-    config_json: *const u8,
-    config_len: usize,
-    validation: bool,
-    n_users: u64,
-    n_items: u64,
-    n: u64,
-    users: *const u32,
-    items: *const u32,
-    ts: *const f64,
-    ctx: *mut c_void,
-    should_stop: unsafe extern "C" fn(*mut c_void) -> bool,
-    on_epoch: unsafe extern "C" fn(*mut c_void, *const u8, usize) -> bool,
-    on_done: unsafe extern "C" fn(*mut c_void, *const u8, usize, *const u8, usize),
-    on_error: unsafe extern "C" fn(*mut c_void, *const u8, usize),
-}
-
-type TrainFn = unsafe extern "C" fn(*const TrainRequest) -> i32;
 
 fn library_path() -> String {
     // SAFETY: pkglib_path is a NUL-terminated path PostgreSQL sets at startup.
@@ -66,14 +46,24 @@ fn load() -> Result<TrainFn, String> {
         if handle.is_null() {
             return Err(format!("could not load {path}: {}", dl_error()));
         }
-        let version = libc::dlsym(handle, c"neumf_trainer_abi_version".as_ptr());
-        let train = libc::dlsym(handle, c"neumf_trainer_train".as_ptr());
+        let version = libc::dlsym(handle, ABI_VERSION_SYMBOL.as_ptr());
+        let train = libc::dlsym(handle, TRAIN_SYMBOL.as_ptr());
         if version.is_null() || train.is_null() {
             return Err(format!("{path} is not neumf's trainer library"));
         }
         let version: extern "C" fn() -> u32 = std::mem::transmute(version);
         if version() != ABI_VERSION {
             return Err(format!("{path} speaks trainer ABI {} but this neumf.so needs {ABI_VERSION}", version()));
+        }
+        // Same ABI version, but built from other sources (e.g. a TrainConfig field added
+        // without a version bump): refuse rather than misread the configuration.
+        let theirs = libc::dlsym(handle, FINGERPRINT_SYMBOL.as_ptr());
+        if theirs.is_null() {
+            return Err(format!("{path} has no ABI fingerprint"));
+        }
+        let theirs: extern "C" fn() -> u64 = std::mem::transmute(theirs);
+        if theirs() != fingerprint() {
+            return Err(format!("{path} was built from other sources than this neumf.so (ABI fingerprints differ)"));
         }
         Ok(std::mem::transmute::<*mut c_void, TrainFn>(train))
     }
@@ -159,21 +149,15 @@ unsafe extern "C" fn on_error(ctx: *mut c_void, m: *const u8, len: usize) {
     ctx.error = String::from_utf8_lossy(std::slice::from_raw_parts(m, len)).into_owned();
 }
 
-/// Trains `cfg` on `data` in the trainer library; with `validation`, on all but each user's
-/// latest interaction, validated on those.
-pub fn train(
-    data: &Interactions,
-    cfg: &TrainConfig,
-    validation: bool,
-    model: &str,
-) -> (BTreeMap<String, Tensor32>, TrainSummary) {
+/// Trains `cfg` on `data` in the trainer library; with `cfg.validation`, on all but each
+/// user's latest interaction, validated on those.
+pub fn train(data: &Interactions, cfg: &TrainConfig, model: &str) -> (BTreeMap<String, Tensor32>, TrainSummary) {
     let train = entry();
-    let config = serde_json::to_vec(cfg).unwrap_or_else(|e| invalid_argument(e.to_string()));
+    let config = serde_json::to_vec(cfg).unwrap_or_else(|e| internal("encoding the training configuration", &e.into()));
     let mut ctx = Context { model, pending: None, weights: Vec::new(), summary: Vec::new(), error: String::new() };
     let req = TrainRequest {
         config_json: config.as_ptr(),
         config_len: config.len(),
-        validation,
         n_users: data.n_users() as u64,
         n_items: data.n_items() as u64,
         n: data.len() as u64,

@@ -1,5 +1,26 @@
 //! Failures with a known remedy, recognised in the text libtorch raises.
 
+/// How the trainer says that CUDA was asked for and is not there.
+pub const NO_CUDA_DEVICE: &str = "no CUDA device is available to this server";
+
+/// A training failure, by what the user can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    OutOfMemory,
+    NoCudaDevice,
+    Other,
+}
+
+pub fn classify(message: &str) -> Failure {
+    if is_out_of_memory(message) {
+        Failure::OutOfMemory
+    } else if message.contains(NO_CUDA_DEVICE) {
+        Failure::NoCudaDevice
+    } else {
+        Failure::Other
+    }
+}
+
 /// Whether an error is an allocation failure: on a GPU libtorch says "CUDA out of memory. Tried
 /// to allocate …", on the CPU "DefaultCPUAllocator: can't allocate memory: you tried to
 /// allocate … bytes". Both call for a smaller batch (or model).
@@ -19,6 +40,9 @@ mod tests {
         ));
         assert!(!is_out_of_memory("batch_size 1000000 is larger than an epoch"));
         assert!(!is_out_of_memory("no CUDA device is available to this server"));
+        assert_eq!(classify(&format!("device => 'cuda' was requested but {NO_CUDA_DEVICE}")), Failure::NoCudaDevice);
+        assert_eq!(classify("CUDA out of memory. Tried to allocate 2 GiB"), Failure::OutOfMemory);
+        assert_eq!(classify("shape mismatch"), Failure::Other);
     }
 
     /// The CPU message is libtorch's own: an allocation no machine can satisfy fails at once

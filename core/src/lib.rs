@@ -5,6 +5,8 @@
 //! | module      | what it holds                                                        |
 //! |-------------|----------------------------------------------------------------------|
 //! | [`spec`]    | architecture + hyper-parameters, and their validation               |
+//! | [`options`] | `neumf_train`'s SQL options → a `TrainConfig` (defaults, checks), model names |
+//! | [`abi`]     | the C ABI between the extension and its training library           |
 //! | [`ids`]     | external ids (bigint or text) ↔ dense indices                        |
 //! | [`dataset`] | deduplicated implicit interactions, per-user seen lists, popularity |
 //! | [`model`]   | GMF / MLP / NeuMF as libtorch modules (training side)              |
@@ -18,6 +20,7 @@
 //! | [`eval`]    | sampled and full-catalogue ranking metrics for any scorer           |
 //! | [`failure`] | failures with a known remedy (out of memory), from libtorch's text  |
 
+pub mod abi;
 pub mod codec;
 pub mod dataset;
 pub mod eval;
@@ -30,6 +33,7 @@ pub mod metrics;
 pub mod model;
 #[cfg(feature = "torch")]
 pub mod optim;
+pub mod options;
 pub mod progress;
 pub mod spec;
 #[cfg(feature = "torch")]

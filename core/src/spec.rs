@@ -222,6 +222,11 @@ pub struct Recommended {
     pub refit: bool,
     pub recency_weight: f64,
     pub recency_half_life: f64,
+    pub seed: u64,
+    /// Parameters of the samplers, used when `sampling` names them.
+    pub popularity_exponent: f64,
+    pub hard_pool: usize,
+    pub hard_share: f64,
 }
 
 /// Chosen on ML-100K's validation holdout (each user's latest training interaction + 99 fixed
@@ -245,11 +250,18 @@ pub const RECOMMENDED: Recommended = Recommended {
     refit: true,
     recency_weight: 3.0,
     recency_half_life: 5.0,
+    seed: 42,
+    popularity_exponent: 0.75,
+    hard_pool: 8,
+    hard_share: 0.5,
 };
 
 /// Everything `neumf_train` accepts besides the source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// Flattened, so the stored hyper-parameters keep `architecture`, `factors` and `layers` at
+    /// the top level, where the `neumf_models` view reads them.
+    #[serde(flatten)]
     pub spec: ModelSpec,
     pub epochs: usize,
     pub batch_size: usize,
@@ -287,6 +299,13 @@ pub struct TrainConfig {
     pub precision: Precision,
     /// Cut-off K of the validation metrics.
     pub eval_k: usize,
+    /// Rows rated below this (or unrated) are not interactions; None = every row is one.
+    #[serde(default)]
+    pub min_rating: Option<f64>,
+    /// Hold out each user's latest interaction for validation. None = decide from the data
+    /// ([`TrainConfig::for_data`]); the trainer receives it decided.
+    #[serde(default)]
+    pub validation: Option<bool>,
 }
 
 impl TrainConfig {
@@ -313,6 +332,8 @@ impl TrainConfig {
             recency_half_life: default_recency_half_life(),
             precision: Precision::Fp32,
             eval_k: 10,
+            min_rating: None,
+            validation: None,
         }
     }
 
@@ -336,6 +357,7 @@ impl TrainConfig {
         c.refit = RECOMMENDED.refit;
         c.recency_weight = RECOMMENDED.recency_weight;
         c.recency_half_life = RECOMMENDED.recency_half_life;
+        c.seed = RECOMMENDED.seed;
         c
     }
 
@@ -362,6 +384,18 @@ impl TrainConfig {
         let steps = self.steps_per_epoch(interactions) as f64;
         self.weight_decay = 1.0 / (self.learning_rate * RECOMMENDED.weight_decay_epochs * steps);
         self
+    }
+
+    /// Whether an epoch over `interactions` positives holds at least one batch.
+    pub fn check_fits(&self, interactions: usize) -> Result<(), String> {
+        let per_epoch = interactions * (1 + self.negatives);
+        if self.batch_size > per_epoch {
+            return Err(format!(
+                "batch_size {} is larger than an epoch ({interactions} interactions × (1 + {} negatives) = {per_epoch} samples); use a batch_size of at most {per_epoch}",
+                self.batch_size, self.negatives
+            ));
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -423,6 +457,11 @@ impl TrainConfig {
                 "recency_half_life (interactions) must be in (0, 1000000], got {}",
                 self.recency_half_life
             ));
+        }
+        if let Some(m) = self.min_rating {
+            if !m.is_finite() {
+                return Err(format!("min_rating must be a finite number, got {m}"));
+            }
         }
         if self.eval_k == 0 || self.eval_k > 1000 {
             return Err(format!("eval_k must be between 1 and 1000, got {}", self.eval_k));

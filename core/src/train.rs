@@ -51,10 +51,7 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
             if tch::Cuda::is_available() {
                 Ok(Device::Cuda(0))
             } else {
-                bail!(
-                    "device => 'cuda' was requested but no CUDA device is available to this server; \
-                     use device => 'auto' (falls back to CPU) or 'cpu'"
-                )
+                bail!("device => 'cuda' was requested but {}", crate::failure::NO_CUDA_DEVICE)
             }
         }
     }
@@ -464,15 +461,7 @@ fn check(data: &Interactions, cfg: &TrainConfig) -> Result<Device> {
     if data.is_empty() {
         bail!("no interactions to train on");
     }
-    let per_epoch = data.len() * (1 + cfg.negatives);
-    if cfg.batch_size > per_epoch {
-        bail!(
-            "batch_size {} is larger than an epoch ({} interactions × (1 + {} negatives) = {per_epoch} samples); use a smaller batch_size",
-            cfg.batch_size,
-            data.len(),
-            cfg.negatives
-        );
-    }
+    cfg.check_fits(data.len()).map_err(anyhow::Error::msg)?;
     let device = resolve_device(cfg.device)?;
     tch::set_num_threads(cfg.threads as i32);
     tch::manual_seed(cfg.seed as i64);

@@ -5,11 +5,13 @@
 //! postmaster making every fork slow. `neumf_train` loads this library with dlopen on first
 //! use and calls [`neumf_trainer_train`] on the backend's main thread.
 //!
+//! The ABI itself is `neumf_core::abi`, shared with the extension.
 //! Contract: data arrives as raw arrays (dense user/item indices, optional timestamps) and a
 //! JSON `TrainConfig`; progress and results go back through callbacks, which copy what they
 //! need. No Rust panic crosses the boundary in either direction: libtorch panics are caught
 //! here and reported through `on_error`; the caller's callbacks return flags instead of raising.
 
+use neumf_core::abi::{fingerprint, TrainFn, TrainRequest, ABI_VERSION, TRAIN_DONE, TRAIN_FAILED, TRAIN_STOPPED};
 use neumf_core::codec::encode_weights;
 use neumf_core::dataset::Interactions;
 use neumf_core::holdout::leave_one_out;
@@ -19,44 +21,15 @@ use neumf_core::train::{train, train_and_refit, TrainObserver};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// Bumped on any change to [`TrainRequest`] or the callbacks' meaning.
-pub const ABI_VERSION: u32 = 1;
-
-/// Finished: `on_done` was called.
-pub const TRAIN_DONE: i32 = 0;
-/// Failed: `on_error` was called with the reason.
-pub const TRAIN_FAILED: i32 = 1;
-/// `should_stop` or `on_epoch` asked to stop; nothing else was called.
-pub const TRAIN_STOPPED: i32 = 2;
-
-#[repr(C)]
-pub struct TrainRequest {
-    /// JSON of `neumf_core::spec::TrainConfig`.
-    pub config_json: *const u8,
-    pub config_len: usize,
-    /// Hold out each user's latest interaction for validation (the caller decides whether).
-    pub validation: bool,
-    pub n_users: u64,
-    pub n_items: u64,
-    /// Interactions: `n` dense (user, item) pairs, and their timestamps (NULL when none).
-    pub n: u64,
-    pub users: *const u32,
-    pub items: *const u32,
-    pub ts: *const f64,
-    pub ctx: *mut c_void,
-    /// Polled between mini-batches; true stops training.
-    pub should_stop: unsafe extern "C" fn(ctx: *mut c_void) -> bool,
-    /// JSON of an `EpochReport` after each epoch; returns true to stop.
-    pub on_epoch: unsafe extern "C" fn(ctx: *mut c_void, json: *const u8, len: usize) -> bool,
-    /// The weights (safetensors) and a JSON `TrainSummary`; copy them before returning.
-    pub on_done:
-        unsafe extern "C" fn(ctx: *mut c_void, weights: *const u8, wlen: usize, summary: *const u8, slen: usize),
-    pub on_error: unsafe extern "C" fn(ctx: *mut c_void, message: *const u8, len: usize),
-}
-
+// The exported names are `neumf_core::abi`'s *_SYMBOL constants.
 #[no_mangle]
 pub extern "C" fn neumf_trainer_abi_version() -> u32 {
     ABI_VERSION
+}
+
+#[no_mangle]
+pub extern "C" fn neumf_trainer_fingerprint() -> u64 {
+    fingerprint()
 }
 
 struct Bridge<'a> {
@@ -91,7 +64,7 @@ fn run(req: &TrainRequest, bridge: &mut Bridge<'_>) -> anyhow::Result<(Vec<u8>, 
         unsafe { (std::slice::from_raw_parts(req.users, n), std::slice::from_raw_parts(req.items, n)) };
     let ts = (!req.ts.is_null()).then(|| unsafe { std::slice::from_raw_parts(req.ts, n) });
     let data = Interactions::from_pairs(req.n_users as usize, req.n_items as usize, users, items, ts);
-    let outcome = if req.validation {
+    let outcome = if cfg.validation == Some(true) {
         let (part, holdout) = leave_one_out(&data, 99, cfg.seed);
         if cfg.refit {
             train_and_refit(&data, &part, &holdout, &cfg, bridge)?
@@ -136,3 +109,6 @@ pub unsafe extern "C" fn neumf_trainer_train(req: *const TrainRequest) -> i32 {
     (req.on_error)(req.ctx, error.as_ptr(), error.len());
     TRAIN_FAILED
 }
+
+// The entry point has exactly the type the extension calls it through.
+const _: TrainFn = neumf_trainer_train;

@@ -1,0 +1,88 @@
+# Upgrade tests, sourced by tests.sh: a database made by any earlier release keeps its models
+# through `ALTER EXTENSION neumf UPDATE` and ends up exactly like a fresh install.
+
+ext_dir=$("$PG_BIN/pg_config" --sharedir)/extension
+current_version() { sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$ext_dir/neumf.control"; }
+
+# Scores, rankings and recommendations of the bigint and the text model, as one string.
+upgrade_fingerprint() {
+  qc "SELECT neumf_score('up_int', 1, 5) || ';' ||
+             (SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank) FROM neumf_rank('up_int', 2, ARRAY[1, 2, 3, 4, 5, 6], 4)) || ';' ||
+             (SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank) FROM neumf_recommend('up_int', 3, 5)) || ';' ||
+             neumf_score('up_text', 'u1', 'i5') || ';' ||
+             (SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank) FROM neumf_recommend('up_text', 'u3', 5))"
+}
+
+t_upgrade_from_every_earlier_version() {
+  local current; current=$(current_version)
+  local tried=0
+  for script in "$repo"/sql/install/neumf--*.sql; do
+    local old=${script##*/neumf--}; old=${old%.sql}
+    [ "$old" = "$current" ] && continue
+    tried=$((tried + 1))
+    echo "      from $old to $current"
+    local db=neumf_upgrade_${old//./_}
+    fresh_database "$db"
+    (
+      export PGDATABASE=$db
+      qc "CREATE EXTENSION neumf VERSION '$old'" >/dev/null
+      assert_eq "$(qc "SELECT extversion FROM pg_extension WHERE extname = 'neumf'")" "$old" "installed the frozen $old script"
+      # Models trained under the old SQL, with bigint and text ids, one with two versions.
+      qc "CREATE TABLE up_data AS SELECT * FROM neumf_synthetic_interactions(200, 60, per_user => 10, clusters => 4)" >/dev/null
+      qc "SELECT neumf_train('up_int', 'up_data', epochs => 2)" >/dev/null
+      qc "SELECT neumf_train('up_int', 'up_data', epochs => 1, seed => 5, activate => false)" >/dev/null
+      qc "SELECT neumf_train('up_text', 'SELECT ''u'' || user_id AS user_id, ''i'' || item_id AS item_id FROM up_data', epochs => 2)" >/dev/null
+      local before; before=$(upgrade_fingerprint)
+      qc "ALTER EXTENSION neumf UPDATE" >/dev/null || fail "ALTER EXTENSION neumf UPDATE failed"
+      assert_eq "$(qc "SELECT extversion FROM pg_extension WHERE extname = 'neumf'")" "$current" "updated to $current"
+      assert_eq "$(upgrade_fingerprint)" "$before" "the same scores after the upgrade"
+      assert_eq "$(qc "SELECT string_agg(model || ':' || version || ':' || active, ',' ORDER BY model, version) FROM neumf_models")" \
+                "up_int:1:true,up_int:2:false,up_text:1:true" "every version kept"
+      # Every argument the new neumf_train has, passed by name (NULL = its default).
+      local every
+      every=$(qc "SELECT string_agg(a || ' => NULL', ', ') FROM pg_proc p, unnest(p.proargnames[3:p.pronargs]) a
+                  WHERE p.proname = 'neumf_train' AND a NOT IN ('epochs')")
+      assert_eq "$(qc "SELECT version FROM neumf_train('up_int', 'up_data', epochs => 1, $every)")" "3" "neumf_train with every argument after the upgrade"
+      assert_true "neumf_activate('up_int', 1) = 1 AND neumf_score('up_int', 1, 5) IS NOT NULL" "old versions still activate and serve"
+      assert_eq "$(qc "SELECT neumf_drop('up_text')")" "1" "an old model drops"
+      assert_eq "$(qc "SELECT count(*) FROM neumf_model_chunks WHERE model = 'up_text'")" "0" "with its chunks"
+    ) || fail "upgrade from $old"
+    # The upgraded database's extension objects equal a fresh install's.
+    fresh_database neumf_upgrade_fresh
+    PGDATABASE=neumf_upgrade_fresh qc "CREATE EXTENSION neumf" >/dev/null
+    local upgraded fresh
+    upgraded=$(PGDATABASE=$db q -f "$repo/tests/sql/describe_extension.sql") || fail "describing the upgraded extension: $upgraded"
+    fresh=$(PGDATABASE=neumf_upgrade_fresh q -f "$repo/tests/sql/describe_extension.sql") || fail "describing the fresh extension: $fresh"
+    local objects; objects=$(PGDATABASE=neumf_upgrade_fresh qc "SELECT count(*) FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e' AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'neumf')")
+    [ "$objects" -ge 15 ] || fail "a fresh install has only $objects extension objects"
+    if [ "$upgraded" != "$fresh" ]; then
+      fail "the extension upgraded from $old differs from a fresh $current install:"
+      diff <(echo "$fresh") <(echo "$upgraded") | head -40
+    else
+      echo "      upgraded schema = fresh install ($objects objects and the extension's configuration tables compared)"
+    fi
+    psql -X -q -d postgres -c "DROP DATABASE $db WITH (FORCE)" -c "DROP DATABASE neumf_upgrade_fresh WITH (FORCE)" >/dev/null
+  done
+  [ "$tried" -gt 0 ] || fail "no earlier version under sql/install to upgrade from"
+}
+
+# The SQL that this build installs for its version must equal the frozen copy in sql/install:
+# a change to tables, views or function signatures needs a new version and an upgrade script.
+t_this_versions_sql_is_frozen() {
+  local current; current=$(current_version)
+  local frozen="$repo/sql/install/neumf--$current.sql" generated="$ext_dir/neumf--$current.sql"
+  [ -f "$frozen" ] || { fail "$frozen is missing"; return 1; }
+  # pgrx's comments name source lines, which move with any edit; the statements are what count.
+  local d
+  if ! d=$(diff <(grep -v '^ *--' "$frozen" | sed '/^[[:space:]]*$/d') <(grep -v '^ *--' "$generated" | sed '/^[[:space:]]*$/d')); then
+    echo "$d" | head -30
+    fail "the SQL this build generates for $current differs from sql/install/neumf--$current.sql: bump the version in Cargo.toml, freeze the new SQL (scripts/freeze-sql.sh) and write sql/upgrade/neumf--$current--<new>.sql"
+  fi
+  # Every step from each frozen version to the current one exists.
+  local v
+  for script in "$repo"/sql/install/neumf--*.sql; do
+    v=${script##*/neumf--}; v=${v%.sql}
+    [ "$v" = "$current" ] && continue
+    ls "$repo"/sql/upgrade/neumf--"$v"--*.sql >/dev/null 2>&1 || fail "no upgrade script from $v"
+  done
+}
