@@ -35,12 +35,6 @@ pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: Option<&str
     raise_full(code, message, None, hint)
 }
 
-/// Bad argument from the caller.
-#[track_caller]
-pub fn invalid_argument(message: impl Into<String>) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, None)
-}
-
 /// Bad argument from the caller, with what to do instead.
 #[track_caller]
 pub fn invalid_argument_hint(message: impl Into<String>, hint: &str) -> ! {

@@ -104,4 +104,19 @@ mod tests {
         assert_eq!(fingerprint(), fingerprint());
         assert_ne!(fingerprint(), 0);
     }
+
+    /// What the extension sends is what the trainer reads, for every sampler and option.
+    #[test]
+    fn the_config_crosses_as_json_unchanged() {
+        use crate::spec::{Precision, Sampling};
+        for sampling in [Sampling::Uniform, Sampling::Popularity { exponent: 0.5 }, Sampling::Hard { pool: 4, share: 0.25 }] {
+            let mut cfg = TrainConfig::recommended();
+            cfg.sampling = sampling;
+            cfg.min_rating = Some(3.5);
+            cfg.validation = Some(false);
+            cfg.precision = Precision::Bf16;
+            let json = serde_json::to_vec(&cfg).unwrap();
+            assert_eq!(serde_json::from_slice::<TrainConfig>(&json).unwrap(), cfg);
+        }
+    }
 }

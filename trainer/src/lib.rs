@@ -18,7 +18,6 @@ use neumf_core::holdout::leave_one_out;
 use neumf_core::progress::EpochReport;
 use neumf_core::spec::TrainConfig;
 use neumf_core::train::{train, train_and_refit, TrainObserver};
-use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 // The exported names are `neumf_core::abi`'s *_SYMBOL constants.
