@@ -12,4 +12,10 @@ field() { python3 -c "import json, sys; print(json.loads(sys.argv[1])[sys.argv[2
 # user's database, never dropped.
 ensure_current_extension() {
   psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS neumf" -c "ALTER EXTENSION neumf UPDATE"
+  # A bench database made by an unreleased development build can hold SQL that no release had;
+  # an upgrade then leaves a second neumf_train beside the new one.
+  if [ "$(psql -X -q -tA -c "SELECT count(*) FROM pg_proc WHERE proname = 'neumf_train'")" != 1 ]; then
+    echo "the bench database $PGDATABASE holds neumf SQL from a development build: drop it (dropdb $PGDATABASE) and run again" >&2
+    return 1
+  fi
 }

@@ -38,7 +38,7 @@ if bash scripts/install.sh; then
   # One fresh PostgreSQL 15 on loopback for every server layer, stopped at the end.
   export NEUMF_PGDATA
   NEUMF_PGDATA=$(mktemp -d /var/tmp/neumf-tests.XXXXXX)/data
-  trap 'scripts/cluster.sh stop >/dev/null 2>&1 || true' EXIT
+  trap 'scripts/cluster.sh stop >/dev/null 2>&1 || true; rm -rf "$(dirname "$NEUMF_PGDATA")"' EXIT
   for layer in tests/pg_regress/run.sh tests/e2e/run.sh tests/quality/run.sh; do
     echo "== $layer"
     log=$(mktemp)

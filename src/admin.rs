@@ -25,7 +25,8 @@ fn neumf_drop(model: &str, if_exists: default!(bool, false)) -> i64 {
 /// The stored safetensors blob of a version (the active one by default), e.g. to load it in
 /// PyTorch with `safetensors.torch.load(blob)`.
 #[pg_extern(stable, parallel_safe)]
-fn neumf_export(model: &str, version: default!(Option<i32>, "NULL")) -> Vec<u8> {
+fn neumf_export(model: Option<&str>, version: default!(Option<i32>, "NULL")) -> Vec<u8> {
+    let model = crate::errors::required(model, "model");
     let version = version.unwrap_or_else(|| storage::active_version(model));
     storage::load_blob(model, version)
 }

@@ -4,12 +4,14 @@
 //! | class                                   | SQLSTATE |
 //! |-----------------------------------------|----------|
 //! | bad option value                        | 22023    |
+//! | NULL model or source                    | 22004    |
 //! | missing table / column, wrong type      | 42P01 / 42703 / 42804 |
 //! | bad model name: empty or unprintable / too long | 42602 / 42622 |
 //! | unknown model                           | 42704    |
 //! | no active version, no GPU: wrong state  | 55000    |
 //! | model already being trained             | 55006    |
 //! | out of memory while training            | 53200    |
+//! | cancel / statement_timeout (PostgreSQL's own, checked between batches) | 57014 |
 //! | a stored model that does not decode     | XX001    |
 
 use neumf_core::failure::{classify, Failure};
@@ -39,6 +41,19 @@ pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: Option<&str
 #[track_caller]
 pub fn invalid_argument_hint(message: impl Into<String>, hint: &str) -> ! {
     raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, Some(hint))
+}
+
+/// A NULL where a value is needed (functions that are not STRICT because of optional
+/// arguments).
+#[track_caller]
+pub fn required<T>(value: Option<T>, argument: &str) -> T {
+    value.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{argument} must not be NULL"),
+            Some("Only the options after it may be NULL (NULL takes their default)."),
+        )
+    })
 }
 
 /// The object exists but is not in a state that allows the operation.

@@ -179,7 +179,7 @@ pub fn insert_version(v: &NewVersion<'_>, blob: &[u8]) {
 /// Makes `version` the one serving reads; every backend's cache hears of it at commit.
 pub fn activate(model: &str, version: i32) {
     let table = versions_table();
-    Spi::connect_mut(|client| -> Result<(), pgrx::spi::Error> {
+    let found = Spi::connect_mut(|client| -> Result<bool, pgrx::spi::Error> {
         let found = client
             .update(
                 &format!("SELECT 1 FROM {table} WHERE model = $1 AND version = $2 FOR UPDATE"),
@@ -188,13 +188,7 @@ pub fn activate(model: &str, version: i32) {
             )?
             .len();
         if found == 0 {
-            if client.select(&format!("SELECT 1 FROM {table} WHERE model = $1"), None, &[model.into()])?.is_empty() {
-                undefined_model(model);
-            }
-            invalid_argument_hint(
-                format!("neumf model \"{model}\" has no version {version}"),
-                "SELECT version FROM neumf_models WHERE model = '…' lists its versions.",
-            );
+            return Ok(false);
         }
         // Two statements: the unique index on active rows is checked row by row.
         client.update(
@@ -207,9 +201,29 @@ pub fn activate(model: &str, version: i32) {
             None,
             &[model.into(), version.into()],
         )?;
-        Ok(())
+        Ok(true)
     })
     .or_raise("activating the model");
+    if !found {
+        no_such_version(model, version);
+    }
+}
+
+/// Raises the precise error for a `version` of `model` that is not stored: the model does not
+/// exist (42704), or it has no such version (22023).
+fn no_such_version(model: &str, version: i32) -> ! {
+    let exists = Spi::get_one_with_args::<bool>(
+        &format!("SELECT EXISTS (SELECT 1 FROM {} WHERE model = $1)", versions_table()),
+        &[model.into()],
+    )
+    .or_raise("looking up the model");
+    if exists != Some(true) {
+        undefined_model(model);
+    }
+    invalid_argument_hint(
+        format!("neumf model \"{model}\" has no version {version}"),
+        "SELECT version FROM neumf_models WHERE model = '…' lists its versions.",
+    )
 }
 
 /// The active version of `model`, raising if the model does not exist.
@@ -307,7 +321,7 @@ fn with_blob<R>(model: &str, version: Option<i32>, decode: impl FnOnce(i32, &[u8
                 &format!("SELECT size_bytes FROM {} WHERE model = $1 AND version = $2", versions_table()),
                 &[model.into(), version.into()],
             )
-            .unwrap_or_else(|| undefined_model(model));
+            .unwrap_or_else(|| no_such_version(model, version));
             (version, expected as usize, 0)
         }
     };

@@ -2,7 +2,7 @@
 //! check lives), then [`run`]: read the source, train in the trainer library (libtorch, CUDA
 //! when present; see src/trainer.rs), and [`record`] a new version in the caller's transaction.
 
-use crate::errors::{bad_model_name, invalid_argument_hint, OrRaise};
+use crate::errors::{bad_model_name, invalid_argument_hint, required, OrRaise};
 use crate::{guc, source, storage, trainer};
 use neumf_core::codec::ModelArtifact;
 use neumf_core::dataset::Interactions;
@@ -42,8 +42,8 @@ type TrainRow = (
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn neumf_train(
-    model: &str,
-    source: &str,
+    model: Option<&str>,
+    source: Option<&str>,
     architecture: default!(Option<&str>, "NULL"),
     factors: default!(Option<i32>, "NULL"),
     layers: default!(Option<Vec<i32>>, "NULL"),
@@ -118,14 +118,16 @@ fn neumf_train(
         recency_weight,
         recency_half_life,
         mixed_precision,
+        activate,
         threads: guc::TRAIN_THREADS.get() as usize,
     };
-    TableIterator::once(run(model, source, &options, activate.unwrap_or(true)))
+    let (model, source) = (required(model, "model"), required(source, "source"));
+    TableIterator::once(run(model, source, &options))
 }
 
 /// Everything `neumf_train` does once its arguments are collected. Nothing is read before the
 /// name and every option are checked.
-fn run(model: &str, source: &str, options: &TrainOptions<'_>, activate: bool) -> TrainRow {
+fn run(model: &str, source: &str, options: &TrainOptions<'_>) -> TrainRow {
     check_model_name(model).unwrap_or_else(|e| bad_model_name(model, &e));
     let planned = options.resolve().unwrap_or_else(|e| invalid_argument_hint(e.message, &e.hint));
 
@@ -166,8 +168,8 @@ fn run(model: &str, source: &str, options: &TrainOptions<'_>, activate: bool) ->
     );
     let (weights, summary) = trainer::train(&data, &cfg, model);
     let artifact = ModelArtifact::new(cfg.spec.clone(), weights, &data);
+    let activate = options.activate();
     let (version, size) = record(model, source, &cfg, &data, &summary, &artifact, activate);
-    let samples_per_second = summary.samples as f64 / summary.seconds.max(1e-9);
     (
         model.to_string(),
         version,
@@ -186,7 +188,7 @@ fn run(model: &str, source: &str, options: &TrainOptions<'_>, activate: bool) ->
         summary.validation.map(|v| v.ndcg),
         summary.final_loss,
         summary.seconds,
-        samples_per_second,
+        summary.samples_per_second(),
         size,
     )
 }
@@ -221,7 +223,7 @@ fn record(
         "validation": summary.validation,
         "validation_users": summary.holdout_users,
         "best_epoch": summary.best_epoch,
-        "samples_per_second": summary.samples as f64 / summary.seconds.max(1e-9),
+        "samples_per_second": summary.samples_per_second(),
         "epochs": summary.epochs.iter().map(|e| json!({
             "phase": e.phase, "epoch": e.epoch, "loss": e.loss, "seconds": e.seconds,
             "learning_rate": e.learning_rate,

@@ -23,6 +23,9 @@ TEST_PASSED=0
 
 q() { psql -X -q -tA -v ON_ERROR_STOP=1 "$@" 2>&1; }           # one value/row set, unaligned
 qc() { q -c "$1"; }
+# A setup step that must succeed: its failure fails the test (instead of leaving the same
+# error text on both sides of a later comparison).
+must() { local out; out=$(qc "$1") || { fail "setup step failed: $1: $out"; return 1; }; }
 
 # Every failed assertion leaves a mark, so a test fails even when later commands succeed
 # (bash ignores `set -e` inside an `if` condition, which is where tests run).
@@ -47,6 +50,7 @@ assert_error() { # sql sqlstate expected-substring
   fi
   local first; first=$(printf '%s\n' "$out" | grep -m1 '^ERROR:' || true)
   [[ "$first" == "ERROR:  $2: "*"$3"* ]] || { fail "expected ERROR $2 containing '$3' from: $1; got: $out"; return 1; }
+  if printf '%s\n' "$out" | grep -qE '^ +[0-9]+: '; then fail "ERROR carries a backtrace: $out"; return 1; fi
   echo "      ok: ${first:0:150}"
 }
 
@@ -74,6 +78,11 @@ run_tests() { # files with t_* functions (already sourced)
       TEST_FAILURES+=("$t"); echo "    FAILED ($((SECONDS - started)) s)"
     fi
   done
+}
+
+# Starts the cluster unless it runs; a layer that cannot have its server fails as a whole.
+start_cluster_or_fail() { # layer
+  cluster start || { echo "$1: could not start PostgreSQL on port $NEUMF_PGPORT (another server there?)"; echo "$1: 0 passed, 1 failed"; exit 1; }
 }
 
 # Prints '<layer>: N passed, M failed' and returns non-zero on failure.

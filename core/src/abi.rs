@@ -58,27 +58,55 @@ pub fn config_shape() -> String {
     fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
         use serde_json::Value::*;
         let kind = match v {
-            Null => "null",
-            Bool(_) => "bool",
-            Number(_) => "number",
-            String(_) => "string",
-            Array(_) => "array",
+            Null => "null".to_string(),
+            Bool(_) => "bool".to_string(),
+            Number(_) => "number".to_string(),
+            // Strings are enum values here: the value is part of the shape.
+            String(s) => format!("string {s:?}"),
+            Array(_) => "array".to_string(),
             Object(map) => {
                 for (k, child) in map {
                     walk(&format!("{prefix}.{k}"), child, out);
                 }
-                "object"
+                "object".to_string()
             }
         };
         out.push(format!("{prefix}: {kind}"));
     }
-    // Every optional field set, so that each appears in the shape.
-    let mut sample = TrainConfig::recommended();
-    sample.min_rating = Some(0.0);
-    sample.validation = Some(true);
+    // Every optional field set and every variant of each enum, so that each field and each
+    // value the trainer must understand appears in the shape.
+    use crate::spec::{Architecture, DeviceChoice, LrSchedule, Precision, Sampling};
+    let mut samples = Vec::new();
+    let base = {
+        let mut c = TrainConfig::recommended();
+        c.min_rating = Some(0.0);
+        c.validation = Some(true);
+        c
+    };
+    for architecture in [Architecture::Gmf, Architecture::Mlp, Architecture::NeuMF] {
+        let mut c = base.clone();
+        c.spec.architecture = architecture;
+        samples.push(c);
+    }
+    for sampling in [Sampling::Uniform, Sampling::Popularity { exponent: 1.0 }, Sampling::Hard { pool: 2, share: 1.0 }]
+    {
+        samples.push(TrainConfig { sampling, ..base.clone() });
+    }
+    for device in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Cuda] {
+        samples.push(TrainConfig { device, ..base.clone() });
+    }
+    for precision in [Precision::Fp32, Precision::Bf16] {
+        samples.push(TrainConfig { precision, ..base.clone() });
+    }
+    for lr_schedule in [LrSchedule::Constant, LrSchedule::Cosine] {
+        samples.push(TrainConfig { lr_schedule, ..base.clone() });
+    }
     let mut lines = Vec::new();
-    walk("", &serde_json::to_value(&sample).expect("TrainConfig serialises"), &mut lines);
+    for sample in &samples {
+        walk("", &serde_json::to_value(sample).expect("TrainConfig serialises"), &mut lines);
+    }
     lines.sort();
+    lines.dedup();
     lines.join("\n")
 }
 
@@ -109,7 +137,9 @@ mod tests {
     #[test]
     fn the_config_crosses_as_json_unchanged() {
         use crate::spec::{Precision, Sampling};
-        for sampling in [Sampling::Uniform, Sampling::Popularity { exponent: 0.5 }, Sampling::Hard { pool: 4, share: 0.25 }] {
+        for sampling in
+            [Sampling::Uniform, Sampling::Popularity { exponent: 0.5 }, Sampling::Hard { pool: 4, share: 0.25 }]
+        {
             let mut cfg = TrainConfig::recommended();
             cfg.sampling = sampling;
             cfg.min_rating = Some(3.5);

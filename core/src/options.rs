@@ -67,7 +67,13 @@ pub fn is_qualified_name(source: &str) -> bool {
         } else {
             let len = rest
                 .char_indices()
-                .find(|&(i, c)| !(c == '_' || c.is_alphabetic() || (i > 0 && (c.is_ascii_digit() || c == '$'))))
+                // PostgreSQL takes any non-ASCII character as a letter in an identifier.
+                .find(|&(i, c)| {
+                    !(c == '_'
+                        || c.is_ascii_alphabetic()
+                        || !c.is_ascii()
+                        || (i > 0 && (c.is_ascii_digit() || c == '$')))
+                })
                 .map_or(rest.len(), |(i, _)| i);
             if len == 0 {
                 return false;
@@ -124,6 +130,9 @@ pub struct TrainOptions<'a> {
     pub recency_weight: Option<f64>,
     pub recency_half_life: Option<f64>,
     pub mixed_precision: Option<bool>,
+    /// Make the new version the served one (not part of the configuration: it is about the
+    /// stored result).
+    pub activate: Option<bool>,
     /// libtorch CPU threads (the `neumf.train_threads` setting).
     pub threads: usize,
 }
@@ -163,6 +172,10 @@ fn count(name: &str, value: i32) -> Result<usize, String> {
 }
 
 impl TrainOptions<'_> {
+    pub fn activate(&self) -> bool {
+        self.activate.unwrap_or(true)
+    }
+
     /// Applies the recommended defaults to what was left out and validates the result. The
     /// weight decay and validation still depend on the data: see [`Self::for_data`].
     pub fn resolve(&self) -> Result<TrainConfig, OptionError> {
@@ -195,17 +208,16 @@ impl TrainOptions<'_> {
             cfg.device = DeviceChoice::parse(device)?;
         }
         cfg.threads = self.threads;
+        // A sampler's parameters are checked whenever they are given, even when another
+        // sampler is chosen and they go unused (0.1.0's SQL passes them all, as defaults).
+        let exponent = self.popularity_exponent.unwrap_or(RECOMMENDED.popularity_exponent);
+        let pool = match self.hard_pool {
+            Some(p) => count("hard_pool", p)?,
+            None => RECOMMENDED.hard_pool,
+        };
+        let share = self.hard_share.unwrap_or(RECOMMENDED.hard_share);
         if let Some(name) = self.sampling {
-            let pool = match self.hard_pool {
-                Some(p) => count("hard_pool", p)?,
-                None => RECOMMENDED.hard_pool,
-            };
-            cfg.sampling = Sampling::parse(
-                name,
-                self.popularity_exponent.unwrap_or(RECOMMENDED.popularity_exponent),
-                pool,
-                self.hard_share.unwrap_or(RECOMMENDED.hard_share),
-            )?;
+            cfg.sampling = Sampling::parse(name, exponent, pool, share)?;
         }
         // The recommended decay needs the data's size (for_data); 0 stands in until then.
         cfg.weight_decay = self.weight_decay.unwrap_or(0.0);
@@ -225,6 +237,9 @@ impl TrainOptions<'_> {
         cfg.precision = if self.mixed_precision == Some(true) { Precision::Bf16 } else { Precision::Fp32 };
         cfg.validation = self.validation;
         cfg.validate()?;
+        for sampling in [Sampling::Popularity { exponent }, Sampling::Hard { pool, share }] {
+            TrainConfig { sampling, ..cfg.clone() }.validate()?;
+        }
         Ok(cfg)
     }
 
@@ -326,7 +341,9 @@ mod tests {
 
     #[test]
     fn names_and_queries_are_told_apart() {
-        for name in ["small", "public.small", "\"My Table\"", "db.\"s\".t", "événements", "t_1$x", "\"a\"\"b\""] {
+        for name in
+            ["small", "public.small", "\"My Table\"", "db.\"s\".t", "événements", "t_1$x", "\"a\"\"b\"", "prix€"]
+        {
             assert!(is_qualified_name(name), "{name}");
         }
         for query in [

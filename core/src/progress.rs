@@ -45,3 +45,9 @@ pub struct TrainSummary {
     pub holdout_by_ts: bool,
     pub refit: bool,
 }
+
+impl TrainSummary {
+    pub fn samples_per_second(&self) -> f64 {
+        self.samples as f64 / self.seconds.max(1e-9)
+    }
+}

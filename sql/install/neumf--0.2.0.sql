@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:36
+-- src/lib.rs:37
 -- bootstrap
 -- neumf storage: one row per trained model version, the weights in bytea chunks beside it.
 -- Both tables are extension configuration tables, so pg_dump carries their rows.
@@ -55,7 +55,7 @@ SELECT pg_catalog.pg_extension_config_dump('neumf_model_chunks', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:37
+-- src/lib.rs:38
 -- Synthetic implicit-feedback data with planted structure, for demos, tests and benchmarks.
 --
 -- Users and items fall into `clusters` taste groups (user u and item i belong to group
@@ -118,7 +118,7 @@ AS 'MODULE_PATHNAME', 'neumf_activate_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/admin.rs:34
+-- src/admin.rs:35
 -- neumf::admin::neumf_cache
 CREATE  FUNCTION "neumf_cache"() RETURNS TABLE (
 	"model" TEXT,  /* String */
@@ -166,7 +166,7 @@ AS 'MODULE_PATHNAME', 'neumf_evaluate_wrapper';
 -- src/admin.rs:27
 -- neumf::admin::neumf_export
 CREATE  FUNCTION "neumf_export"(
-	"model" TEXT, /* & str */
+	"model" TEXT, /* Option < & str > */
 	"version" INT DEFAULT NULL /* Option < i32 > */
 ) RETURNS bytea /* Vec < u8 > */
 STABLE PARALLEL SAFE
@@ -278,8 +278,8 @@ AS 'MODULE_PATHNAME', 'neumf_score_text_wrapper';
 -- src/train.rs:43
 -- neumf::train::neumf_train
 CREATE  FUNCTION "neumf_train"(
-	"model" TEXT, /* & str */
-	"source" TEXT, /* & str */
+	"model" TEXT, /* Option < & str > */
+	"source" TEXT, /* Option < & str > */
 	"architecture" TEXT DEFAULT NULL, /* Option < & str > */
 	"factors" INT DEFAULT NULL, /* Option < i32 > */
 	"layers" INT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < i32 > > */
@@ -332,7 +332,7 @@ AS 'MODULE_PATHNAME', 'neumf_train_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/admin.rs:41
+-- src/admin.rs:42
 -- neumf::admin::neumf_model_versions_changed
 CREATE FUNCTION "neumf_model_versions_changed"()
 	RETURNS TRIGGER
@@ -341,7 +341,7 @@ CREATE FUNCTION "neumf_model_versions_changed"()
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:38
+-- src/lib.rs:39
 -- finalize
 -- Objects that need the Rust functions to exist first.
 

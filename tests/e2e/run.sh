@@ -7,16 +7,19 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib.sh"
 export PGDATABASE=neumf_e2e
-cluster start
+start_cluster_or_fail e2e
 fresh_database neumf_e2e
-qc "CREATE EXTENSION neumf" >/dev/null
+out=$(qc "CREATE EXTENSION neumf") || { echo "CREATE EXTENSION neumf failed: $out"; echo "e2e: 0 passed, 1 failed"; exit 1; }
 
 . "$here/tests.sh"
 . "$here/upgrade.sh"
 run_tests "$here/tests.sh" "$here/upgrade.sh"
 
 # Checked after everything else: no test may have crashed a backend.
-if grep -q "terminated by signal" "$NEUMF_PGDATA/server.log"; then
+if [ ! -f "$NEUMF_PGDATA/server.log" ]; then
+  echo "  - no server log at $NEUMF_PGDATA/server.log: cannot tell whether a backend crashed"
+  TEST_FAILURES+=("no_backend_crash")
+elif grep -q "terminated by signal" "$NEUMF_PGDATA/server.log"; then
   echo "  - server log: a backend crashed"; grep "terminated by signal" "$NEUMF_PGDATA/server.log"
   TEST_FAILURES+=("no_backend_crash")
 else

@@ -5,37 +5,39 @@
 top5() { qc "SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank) FROM neumf_recommend('$1', 7, 5)"; }
 
 small_table() { # name
-  qc "CREATE TABLE IF NOT EXISTS $1 AS SELECT * FROM neumf_synthetic_interactions(300, 120, per_user => 15, clusters => 4)" >/dev/null
+  must "CREATE TABLE IF NOT EXISTS $1 AS SELECT * FROM neumf_synthetic_interactions(300, 120, per_user => 15, clusters => 4)"
 }
 
 t_restart_keeps_models() {
   small_table rs_small
-  qc "SELECT neumf_train('rs_model', 'rs_small', epochs => 2)" >/dev/null
+  must "SELECT neumf_train('rs_model', 'rs_small', epochs => 2)" || return 1
   local before; before=$(top5 rs_model)
+  [[ "$before" == *:* ]] || fail "no recommendations before the restart: $before"
   cluster restart
   assert_eq "$(top5 rs_model)" "$before" "same recommendations after restart"
 }
 
 t_dump_and_restore() {
   small_table dr_small
-  qc "SELECT neumf_train('dr_model', 'dr_small', epochs => 1)" >/dev/null
-  qc "SELECT neumf_train('dr_model', 'dr_small', epochs => 1, seed => 3, activate => false)" >/dev/null
+  must "SELECT neumf_train('dr_model', 'dr_small', epochs => 1)" || return 1
+  must "SELECT neumf_train('dr_model', 'dr_small', epochs => 1, seed => 3, activate => false)" || return 1
   local dump before
   dump=$(mktemp /tmp/neumf_e2e.XXXXXX.dump); chmod 644 "$dump"
   before=$(top5 dr_model)
-  "$PG_BIN/pg_dump" -Fc -f "$dump" "$PGDATABASE"
+  [[ "$before" == *:* ]] || fail "no recommendations before the dump: $before"
+  "$PG_BIN/pg_dump" -Fc -f "$dump" "$PGDATABASE" || fail "pg_dump failed"
   fresh_database neumf_restored
   "$PG_BIN/pg_restore" -d neumf_restored "$dump" || fail "pg_restore reported errors"
   assert_eq "$(PGDATABASE=neumf_restored top5 dr_model)" "$before" "same recommendations after pg_dump/pg_restore"
   local versions="SELECT string_agg(version || ':' || active, ',' ORDER BY version) FROM neumf_models WHERE model = 'dr_model'"
-  assert_eq "$(PGDATABASE=neumf_restored qc "$versions")" "$(qc "$versions")" "versions restored"
+  assert_eq "$(PGDATABASE=neumf_restored qc "$versions")" "1:true,2:false" "versions restored"
   assert_eq "$(PGDATABASE=neumf_restored qc "SELECT count(*) FROM neumf_model_chunks")" "$(qc "SELECT count(*) FROM neumf_model_chunks")" "chunks restored"
   psql -X -q -d postgres -c "DROP DATABASE neumf_restored" >/dev/null; rm -f "$dump"
 }
 
 t_cancel_and_timeout_stop_training() {
-  qc "CREATE TABLE ct_big AS SELECT * FROM neumf_synthetic_interactions(3000, 800, per_user => 20)" >/dev/null
-  qc "SELECT neumf_train('ct_model', 'ct_big', epochs => 1)" >/dev/null
+  must "CREATE TABLE ct_big AS SELECT * FROM neumf_synthetic_interactions(3000, 800, per_user => 20)" || return 1
+  must "SELECT neumf_train('ct_model', 'ct_big', epochs => 1)" || return 1
   local before score_before
   before=$(qc "SELECT count(*) || '/' || (SELECT count(*) FROM neumf_model_chunks) FROM neumf_model_versions")
   score_before=$(qc "SELECT neumf_score('ct_model', 1, 5)")
@@ -71,13 +73,13 @@ t_cuda_requested_without_a_gpu() {
 t_drop_and_recreate_extension() {
   fresh_database neumf_e2e_drop
   export PGDATABASE=neumf_e2e_drop
-  qc "CREATE EXTENSION neumf" >/dev/null
+  must "CREATE EXTENSION neumf" || return 1
   small_table dx_small
-  qc "SELECT neumf_train('dx_model', 'dx_small', epochs => 1)" >/dev/null
-  qc "DROP EXTENSION neumf" >/dev/null
+  must "SELECT neumf_train('dx_model', 'dx_small', epochs => 1)" || return 1
+  must "DROP EXTENSION neumf" || return 1
   assert_eq "$(qc "SELECT count(*) FROM pg_class WHERE relname LIKE 'neumf%'")" "0" "no relations left"
   assert_eq "$(qc "SELECT count(*) FROM pg_proc WHERE proname LIKE 'neumf%'")" "0" "no functions left"
-  qc "CREATE EXTENSION neumf" >/dev/null
+  must "CREATE EXTENSION neumf" || return 1
   assert_eq "$(qc "SELECT count(*) FROM neumf_models")" "0" "fresh after re-create"
   assert_eq "$(qc "SELECT version FROM neumf_train('dx_again', 'dx_small', epochs => 1)")" "1" "trains after re-create"
   assert_true "neumf_score('dx_again', 1, 5) BETWEEN 0 AND 1" "serves after re-create"

@@ -25,15 +25,16 @@ t_upgrade_from_every_earlier_version() {
     fresh_database "$db"
     (
       export PGDATABASE=$db
-      qc "CREATE EXTENSION neumf VERSION '$old'" >/dev/null
+      must "CREATE EXTENSION neumf VERSION '$old'" || exit 1
       assert_eq "$(qc "SELECT extversion FROM pg_extension WHERE extname = 'neumf'")" "$old" "installed the frozen $old script"
       # Models trained under the old SQL, with bigint and text ids, one with two versions.
-      qc "CREATE TABLE up_data AS SELECT * FROM neumf_synthetic_interactions(200, 60, per_user => 10, clusters => 4)" >/dev/null
-      qc "SELECT neumf_train('up_int', 'up_data', epochs => 2)" >/dev/null
-      qc "SELECT neumf_train('up_int', 'up_data', epochs => 1, seed => 5, activate => false)" >/dev/null
-      qc "SELECT neumf_train('up_text', 'SELECT ''u'' || user_id AS user_id, ''i'' || item_id AS item_id FROM up_data', epochs => 2)" >/dev/null
+      must "CREATE TABLE up_data AS SELECT * FROM neumf_synthetic_interactions(200, 60, per_user => 10, clusters => 4)" || exit 1
+      must "SELECT neumf_train('up_int', 'up_data', epochs => 2)" || exit 1
+      must "SELECT neumf_train('up_int', 'up_data', epochs => 1, seed => 5, activate => false)" || exit 1
+      must "SELECT neumf_train('up_text', 'SELECT ''u'' || user_id AS user_id, ''i'' || item_id AS item_id FROM up_data', epochs => 2)" || exit 1
       local before; before=$(upgrade_fingerprint)
-      qc "ALTER EXTENSION neumf UPDATE" >/dev/null || fail "ALTER EXTENSION neumf UPDATE failed"
+      [[ "$before" != *ERROR* && "$before" == *:* ]] || fail "models do not serve before the upgrade: $before"
+      must "ALTER EXTENSION neumf UPDATE" || exit 1
       assert_eq "$(qc "SELECT extversion FROM pg_extension WHERE extname = 'neumf'")" "$current" "updated to $current"
       assert_eq "$(upgrade_fingerprint)" "$before" "the same scores after the upgrade"
       assert_eq "$(qc "SELECT string_agg(model || ':' || version || ':' || active, ',' ORDER BY model, version) FROM neumf_models")" \
@@ -49,7 +50,7 @@ t_upgrade_from_every_earlier_version() {
     ) || fail "upgrade from $old"
     # The upgraded database's extension objects equal a fresh install's.
     fresh_database neumf_upgrade_fresh
-    PGDATABASE=neumf_upgrade_fresh qc "CREATE EXTENSION neumf" >/dev/null
+    PGDATABASE=neumf_upgrade_fresh must "CREATE EXTENSION neumf" || return 1
     local upgraded fresh
     upgraded=$(PGDATABASE=$db q -f "$repo/tests/sql/describe_extension.sql") || fail "describing the upgraded extension: $upgraded"
     fresh=$(PGDATABASE=neumf_upgrade_fresh q -f "$repo/tests/sql/describe_extension.sql") || fail "describing the fresh extension: $fresh"
@@ -72,9 +73,11 @@ t_this_versions_sql_is_frozen() {
   local current; current=$(current_version)
   local frozen="$repo/sql/install/neumf--$current.sql" generated="$ext_dir/neumf--$current.sql"
   [ -f "$frozen" ] || { fail "$frozen is missing"; return 1; }
-  # pgrx's comments name source lines, which move with any edit; the statements are what count.
+  # pgrx's comments name source lines and Rust types, which move with any edit; the statements
+  # are what count.
+  statements() { grep -v '^ *--' "$1" | sed 's|/\*[^*]*\*/||g; s/[[:space:]]*$//' | sed '/^$/d'; }
   local d
-  if ! d=$(diff <(grep -v '^ *--' "$frozen" | sed '/^[[:space:]]*$/d') <(grep -v '^ *--' "$generated" | sed '/^[[:space:]]*$/d')); then
+  if ! d=$(diff <(statements "$frozen") <(statements "$generated")); then
     echo "$d" | head -30
     fail "the SQL this build generates for $current differs from sql/install/neumf--$current.sql: bump the version in Cargo.toml, freeze the new SQL (scripts/freeze-sql.sh) and write sql/upgrade/neumf--$current--<new>.sql"
   fi
@@ -85,4 +88,73 @@ t_this_versions_sql_is_frozen() {
     [ "$v" = "$current" ] && continue
     ls "$repo"/sql/upgrade/neumf--"$v"--*.sql >/dev/null 2>&1 || fail "no upgrade script from $v"
   done
+}
+
+# A database holding the rows that release $2's library wrote (tests/e2e/fixtures/models-$2.sql:
+# model versions, their chunks, and the scores that library served), with release $2's SQL.
+load_fixture() { # database version
+  fresh_database "$1"
+  PGDATABASE=$1 must "CREATE EXTENSION neumf VERSION '$2'" || return 1
+  PGDATABASE=$1 q -f "$tests_dir/e2e/fixtures/models-$2.sql" >/dev/null || { fail "loading the $2 fixture"; return 1; }
+}
+
+# "matching/total" of the scores the old library served that this one serves within 1e-5.
+fixture_scores_match() {
+  qc "SELECT count(*) FILTER (WHERE abs(CASE WHEN model = 'fx_text' THEN neumf_score(model, user_id, item_id)
+                                             ELSE neumf_score(model, user_id::bigint, item_id::bigint) END - score) < 1e-5)
+             || '/' || count(*) FROM fixture_scores"
+}
+
+t_models_written_by_earlier_releases_still_serve() {
+  local current fixture tried=0
+  current=$(current_version)
+  for fixture in "$tests_dir"/e2e/fixtures/models-*.sql; do
+    local old=${fixture##*/models-}; old=${old%.sql}
+    tried=$((tried + 1))
+    echo "      rows written by the $old library"
+    load_fixture neumf_fixture "$old" || return 1
+    (
+      export PGDATABASE=neumf_fixture
+      local total; total=$(qc "SELECT count(*) FROM fixture_scores")
+      [ "$total" -gt 0 ] || fail "the fixture has no scores"
+      assert_eq "$(fixture_scores_match)" "$total/$total" "scores under the $old SQL"
+      # An orphaned chunk, as a manual DELETE could leave under 0.1.0: the update removes it.
+      must "INSERT INTO neumf_model_chunks VALUES ('fx_orphan', 1, 0, '\\x00')" || exit 1
+      must "ALTER EXTENSION neumf UPDATE" || exit 1
+      assert_eq "$(qc "SELECT extversion FROM pg_extension WHERE extname = 'neumf'")" "$current" "updated"
+      assert_eq "$(fixture_scores_match)" "$total/$total" "scores after the update"
+      assert_eq "$(qc "SELECT count(*) FROM neumf_model_chunks WHERE model = 'fx_orphan'")" "0" "orphaned chunk removed"
+      assert_eq "$(qc "SELECT string_agg(model || ':' || version || ':' || active || ':' || factors, ',' ORDER BY model, version) FROM neumf_models")" \
+                "fx_int:1:false:8,fx_int:2:true:8,fx_text:1:true:8" "versions and their metadata"
+      assert_true "neumf_activate('fx_int', 1) = 1 AND neumf_score('fx_int', 1, 5) BETWEEN 0 AND 1" "an old inactive version activates and serves"
+      assert_eq "$(qc "SELECT version FROM neumf_train('fx_int', 'SELECT user_id::bigint AS user_id, item_id::bigint AS item_id FROM fixture_scores WHERE model = ''fx_int''', epochs => 1, validation => false)")" \
+                "3" "an old model trains a new version"
+    ) || fail "rows of $old"
+    psql -X -q -d postgres -c "DROP DATABASE neumf_fixture WITH (FORCE)" >/dev/null
+  done
+  [ "$tried" -gt 0 ] || fail "no fixture under tests/e2e/fixtures"
+}
+
+# A dump taken under an earlier release restores into this one as the README says: create the
+# old version first, restore, then update.
+t_dump_from_an_earlier_release_restores() {
+  local fixture dump
+  dump=$(mktemp /tmp/neumf_e2e.XXXXXX.dump); chmod 644 "$dump"
+  for fixture in "$tests_dir"/e2e/fixtures/models-*.sql; do
+    local old=${fixture##*/models-}; old=${old%.sql}
+    load_fixture neumf_fixture "$old" || return 1
+    "$PG_BIN/pg_dump" -Fc -f "$dump" neumf_fixture || fail "pg_dump"
+    fresh_database neumf_fixture_restored
+    (
+      export PGDATABASE=neumf_fixture_restored
+      must "CREATE EXTENSION neumf VERSION '$old'" || exit 1
+      "$PG_BIN/pg_restore" -d neumf_fixture_restored "$dump" || fail "pg_restore reported errors"
+      must "ALTER EXTENSION neumf UPDATE" || exit 1
+      local total; total=$(qc "SELECT count(*) FROM fixture_scores")
+      assert_eq "$(fixture_scores_match)" "$total/$total" "restored from a $old dump, updated, same scores"
+      echo "      $old dump restored: $(qc "SELECT count(*) FROM neumf_model_versions") versions, $(qc "SELECT count(*) FROM neumf_model_chunks") chunks, scores $(fixture_scores_match)"
+    ) || fail "dump of $old"
+    psql -X -q -d postgres -c "DROP DATABASE neumf_fixture WITH (FORCE)" -c "DROP DATABASE neumf_fixture_restored WITH (FORCE)" >/dev/null
+  done
+  rm -f "$dump"
 }

@@ -7,7 +7,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib.sh"
-cluster start
+start_cluster_or_fail pg_regress
 pg_regress="$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/regress/pg_regress"
 [ -x "$pg_regress" ] || { echo "pg_regress not found at $pg_regress (postgresql-server-dev-15)"; echo "pg_regress: 0 passed, 1 failed"; exit 1; }
 if [ -n "${REGRESS_ONLY:-}" ]; then

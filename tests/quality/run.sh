@@ -7,9 +7,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib.sh"
 . "$repo/scripts/ml100k.sh"
 export PGDATABASE=neumf_quality
-cluster start
+start_cluster_or_fail quality
 fresh_database neumf_quality
-qc "CREATE EXTENSION neumf" >/dev/null
+out=$(qc "CREATE EXTENSION neumf") || { echo "CREATE EXTENSION neumf failed: $out"; echo "quality: 0 passed, 1 failed"; exit 1; }
 # Loads the split into ml_train / ml_test unless it is there.
 ensure_ml100k() {
   [ "$(qc "SELECT to_regclass('ml_test') IS NOT NULL")" = t ] && return 0
