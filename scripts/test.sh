@@ -25,7 +25,7 @@ passed=$((passed + p)); failed=$((failed + f)); rm -f "$core_log"
 
 # Each server layer prints '<layer>: N passed, M failed' as its last line.
 add_layer() { # log-file
-  local line; line=$(grep -E "^[a-z_]+: [0-9]+ passed, [0-9]+ failed" "$1" | tail -1)
+  local line; line=$(grep -E "^[a-z0-9_]+: [0-9]+ passed, [0-9]+ failed" "$1" | tail -1)
   if [ -n "$line" ]; then
     passed=$((passed + $(awk '{print $2}' <<<"$line"))); failed=$((failed + $(awk '{print $4}' <<<"$line")))
   else

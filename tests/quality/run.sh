@@ -56,7 +56,8 @@ t_ml100k_defaults_quality_floor() {
   # validation split of the training data, recency weighting, weight decay with a 5-epoch
   # timescale). Measured HR@10 0.6341 / NDCG@10 0.3538 at seed 42 (0.6310 / 0.3518 and
   # 0.6278 / 0.3515 at seeds 1 and 2); deterministic on one CPU, but another CPU's kernels may
-  # take another trajectory, hence the margin (one seed moves HR@10 by about ±0.015).
+  # take another trajectory (0.6182 / 0.3475 at seed 42 on an AMD EPYC, with the same build),
+  # hence the margin (one seed moves HR@10 by about ±0.015).
   ensure_ml100k || return 1
   local row res
   row=$(qc "SELECT round(train_seconds::numeric, 1) || ' s, validation HR@10 ' || round(validation_hr::numeric, 4) FROM neumf_train('ml_defaults', 'ml_train')")
