@@ -1,4 +1,4 @@
-//! Operating models: `neumf_activate`, `neumf_drop`, and the trigger that keeps every
+//! Operating models: `neumf_activate`, `neumf_prune`, `neumf_drop`, and the trigger that keeps every
 //! backend's cache current. (`neumf_models` is a view, in sql/finalize.sql.)
 
 use crate::errors::undefined_model;
@@ -10,6 +10,25 @@ use pgrx::prelude::*;
 fn neumf_activate(model: &str, version: i32) -> i32 {
     storage::activate(model, version);
     version
+}
+
+/// Deletes the inactive versions of `model` older than its `keep` newest (at least 1, so the
+/// newest version stays and version numbers are never reused); the active version is never
+/// deleted. Returns how many were deleted. (`neumf_train` does this after each training
+/// with `keep` = `neumf.keep_versions`.)
+#[pg_extern(volatile, parallel_unsafe, strict)]
+fn neumf_prune(model: &str, keep: i32) -> i64 {
+    // The newest version always stays, so version numbers are never reused.
+    if keep < 1 {
+        crate::errors::invalid_argument_hint(
+            format!("keep must be at least 1 version, got {keep}"),
+            "neumf_prune(model, 1) keeps the newest version and the active one; neumf_drop(model) deletes them all.",
+        );
+    }
+    if !storage::model_exists(model) {
+        undefined_model(model);
+    }
+    storage::prune(model, keep as i64)
 }
 
 /// Deletes every version of `model`; returns how many were deleted.

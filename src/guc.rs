@@ -17,7 +17,21 @@ pub static CHUNK_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 /// Upper bound on the decoded models one backend keeps, in kB; least recently used go first.
 pub static MODEL_CACHE_KB: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 
+/// Versions of a model kept after a successful training: older inactive ones are pruned
+/// (the active version never is). 0 keeps every version.
+pub static KEEP_VERSIONS: GucSetting<i32> = GucSetting::<i32>::new(5);
+
 pub fn register() {
+    GucRegistry::define_int_guc(
+        c"neumf.keep_versions",
+        c"Versions of a model kept after each successful training.",
+        c"After neumf_train stores a version, the oldest inactive versions beyond this many are deleted (the active version is always kept). 0 keeps every version.",
+        &KEEP_VERSIONS,
+        0,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"neumf.model_cache_size",
         c"Memory each backend may use for decoded models.",

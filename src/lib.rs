@@ -10,7 +10,7 @@
 //! | `neumf_train`                                   | `src/train.rs` (options → `neumf_core::options`, then read, train, record), `src/trainer.rs` → `trainer/` (libtorch, dlopen'ed; ABI in `neumf_core::abi`) |
 //! | `neumf_score`, `neumf_rank`, `neumf_recommend`  | `src/serve.rs`   |
 //! | `neumf_evaluate`                                | `src/evaluate.rs` |
-//! | `neumf_activate`, `neumf_drop`, `neumf_export`, `neumf_cache`, `neumf_models` | `src/admin.rs`, `sql/finalize.sql` |
+//! | `neumf_activate`, `neumf_prune`, `neumf_drop`, `neumf_export`, `neumf_cache`, `neumf_models` | `src/admin.rs`, `sql/finalize.sql` |
 //! | tables                                          | `sql/schema.sql`; released versions in `sql/install/`, upgrades in `sql/upgrade/` |
 //! | errors and their SQLSTATEs                      | `src/errors.rs`  |
 //! | `neumf_synthetic_interactions` (demo/bench data) | `sql/synthetic.sql` |

@@ -212,12 +212,7 @@ pub fn activate(model: &str, version: i32) {
 /// Raises the precise error for a `version` of `model` that is not stored: the model does not
 /// exist (42704), or it has no such version (22023).
 fn no_such_version(model: &str, version: i32) -> ! {
-    let exists = Spi::get_one_with_args::<bool>(
-        &format!("SELECT EXISTS (SELECT 1 FROM {} WHERE model = $1)", versions_table()),
-        &[model.into()],
-    )
-    .or_raise("looking up the model");
-    if exists != Some(true) {
+    if !model_exists(model) {
         undefined_model(model);
     }
     invalid_argument_hint(
@@ -234,12 +229,7 @@ pub fn active_version(model: &str) -> i32 {
     match active {
         Some(v) => v,
         None => {
-            let exists = Spi::get_one_with_args::<bool>(
-                &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE model = $1)"),
-                &[model.into()],
-            )
-            .or_raise("looking up the model");
-            if exists == Some(true) {
+            if model_exists(model) {
                 wrong_state(
                     format!("neumf model \"{model}\" has no active version"),
                     "Activate one with neumf_activate(model, version); neumf_models lists the versions.",
@@ -330,6 +320,34 @@ fn with_blob<R>(model: &str, version: Option<i32>, decode: impl FnOnce(i32, &[u8
         format!("neumf model \"{model}\" version {version} is incomplete: {got} of {expected} bytes stored"),
         Some("Retrain the model, or activate another version with neumf_activate()."),
     )
+}
+
+/// Deletes the inactive versions of `model` older than its `keep` newest (the active version
+/// is never deleted; chunks follow by ON DELETE CASCADE); returns how many were deleted.
+pub fn prune(model: &str, keep: i64) -> i64 {
+    let table = versions_table();
+    Spi::connect_mut(|client| -> Result<i64, pgrx::spi::Error> {
+        let deleted = client.update(
+            &format!(
+                "DELETE FROM {table} WHERE model = $1 AND NOT active AND version NOT IN \
+                 (SELECT version FROM {table} WHERE model = $1 ORDER BY version DESC LIMIT $2)"
+            ),
+            None,
+            &[model.into(), keep.into()],
+        )?;
+        Ok(deleted.len() as i64)
+    })
+    .or_raise("pruning old versions")
+}
+
+/// Whether `model` has any version.
+pub fn model_exists(model: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        &format!("SELECT EXISTS (SELECT 1 FROM {} WHERE model = $1)", versions_table()),
+        &[model.into()],
+    )
+    .or_raise("looking up the model")
+        == Some(true)
 }
 
 /// Deletes every version of `model` (their chunks follow by ON DELETE CASCADE); returns how

@@ -193,8 +193,8 @@ fn run(model: &str, source: &str, options: &TrainOptions<'_>) -> TrainRow {
     )
 }
 
-/// Stores the trained model as the next version of `model` (activating it if asked); returns
-/// the version and the blob's size. The stored hyper-parameters are `cfg` serialised, with
+/// Stores the trained model as the next version of `model` (activating it if asked), prunes
+/// versions beyond `neumf.keep_versions`, and returns the version and the blob's size. The stored hyper-parameters are `cfg` serialised, with
 /// `refit` as it happened.
 fn record(
     model: &str,
@@ -253,6 +253,13 @@ fn record(
     );
     if activate {
         storage::activate(model, version);
+    }
+    let keep = guc::KEEP_VERSIONS.get();
+    if keep > 0 {
+        let pruned = storage::prune(model, keep as i64);
+        if pruned > 0 {
+            notice!("neumf \"{model}\": pruned {pruned} old inactive version(s), keeping the newest {keep} (neumf.keep_versions)");
+        }
     }
     (version, blob.len() as i64)
 }

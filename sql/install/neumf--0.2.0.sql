@@ -118,7 +118,7 @@ AS 'MODULE_PATHNAME', 'neumf_activate_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/admin.rs:35
+-- src/admin.rs:52
 -- neumf::admin::neumf_cache
 CREATE  FUNCTION "neumf_cache"() RETURNS TABLE (
 	"model" TEXT,  /* String */
@@ -131,7 +131,7 @@ AS 'MODULE_PATHNAME', 'neumf_cache_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/admin.rs:16
+-- src/admin.rs:33
 -- neumf::admin::neumf_drop
 CREATE  FUNCTION "neumf_drop"(
 	"model" TEXT, /* & str */
@@ -163,7 +163,7 @@ AS 'MODULE_PATHNAME', 'neumf_evaluate_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/admin.rs:27
+-- src/admin.rs:44
 -- neumf::admin::neumf_export
 CREATE  FUNCTION "neumf_export"(
 	"model" TEXT, /* Option < & str > */
@@ -172,6 +172,18 @@ CREATE  FUNCTION "neumf_export"(
 STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'neumf_export_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/admin.rs:18
+-- neumf::admin::neumf_prune
+CREATE  FUNCTION "neumf_prune"(
+	"model" TEXT, /* & str */
+	"keep" INT /* i32 */
+) RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'neumf_prune_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -332,7 +344,7 @@ AS 'MODULE_PATHNAME', 'neumf_train_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/admin.rs:42
+-- src/admin.rs:59
 -- neumf::admin::neumf_model_versions_changed
 CREATE FUNCTION "neumf_model_versions_changed"()
 	RETURNS TRIGGER

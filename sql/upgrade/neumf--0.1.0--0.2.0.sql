@@ -11,6 +11,15 @@ ALTER TABLE neumf_model_chunks
 -- neumf_evaluate runs the caller's query, which may be volatile or parallel unsafe.
 ALTER FUNCTION neumf_evaluate(text, text, integer) VOLATILE PARALLEL UNSAFE;
 
+-- Retention by hand (neumf_train prunes after each training, keeping neumf.keep_versions).
+CREATE FUNCTION "neumf_prune"(
+	"model" TEXT,
+	"keep" INT
+) RETURNS bigint
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'neumf_prune_wrapper';
+
 -- Every option of neumf_train defaults to NULL: the defaults live in the library
 -- (TrainConfig::recommended), so a new default needs no new SQL.
 CREATE OR REPLACE FUNCTION "neumf_train"(
