@@ -185,7 +185,15 @@ impl ModelArtifact {
                     let ids = offsets
                         .windows(2)
                         .map(|w| {
-                            std::str::from_utf8(&bytes[w[0] as usize..w[1] as usize])
+                            // Offsets from a damaged blob must not slice out of bounds.
+                            let (start, end) = (w[0] as usize, w[1] as usize);
+                            let text = bytes.get(start..end).ok_or_else(|| {
+                                anyhow!(
+                                    "stored {prefix} id offsets {start}..{end} are outside its {} bytes",
+                                    bytes.len()
+                                )
+                            })?;
+                            std::str::from_utf8(text)
                                 .map(Into::into)
                                 .map_err(|e| anyhow!("bad utf-8 in stored {prefix} id: {e}"))
                         })
@@ -239,6 +247,15 @@ mod tests {
         assert_eq!(back.seen_items, art.seen_items);
         assert_eq!(back.popularity, art.popularity);
         assert!(ModelArtifact::decode(b"garbage").is_err());
+        // Text id offsets pointing outside their bytes: an error, not a panic.
+        let mut bad = art.clone();
+        bad.item_ids = IdMap::from_texts(vec!["abc".into()]);
+        let mut blob = bad.encode(&BTreeMap::new()).unwrap();
+        let (n, header) = SafeTensors::read_metadata(&blob).unwrap();
+        let end = 8 + n + header.tensors()["ids.item.offsets"].data_offsets.1;
+        blob[end - 8..end].copy_from_slice(&1000i64.to_le_bytes());
+        let err = ModelArtifact::decode(&blob).unwrap_err().to_string();
+        assert!(err.contains("outside"), "{err}");
         assert_eq!(decode_weights(&encode_weights(&art.weights).unwrap()).unwrap(), art.weights);
     }
 }
