@@ -41,5 +41,5 @@ log "how well the planted groups were recovered (random guessing: 12.5%)"
 psql_demo -c "SELECT round(100.0 * avg(((r.item_id - 1) % 8 = (u.user_id - 1) % 8)::int), 1) AS pct_top10_in_users_group
               FROM generate_series(1, 500) AS u(user_id), LATERAL neumf_recommend('movies', u.user_id, 10) r"
 psql_demo -c "SELECT * FROM neumf_rank('movies', 1, ARRAY[1, 2, 9, 17, 25, 3, 4], 3)"
-psql_demo -c "SELECT model, version, active, architecture, factors, layers, n_users, n_items, size, device FROM neumf_models"
+psql_demo -c "SELECT model, version, active, architecture, factors, layers, n_users, n_items, size, device FROM neumf_models ORDER BY model, version"
 log "done. Connect with: psql -h 127.0.0.1 -p $NEUMF_PGPORT -U postgres $DB   (stop: scripts/cluster.sh stop)"
