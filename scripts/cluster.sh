@@ -34,7 +34,18 @@ full_page_writes = off
 # connection's first call skips the library load. Only GUCs are registered at load time;
 # libtorch and CUDA are loaded by neumf_train, in the backend that trains.
 shared_preload_libraries = 'neumf'
+# Training jobs (neumf_train_async) each take a background worker.
+max_worker_processes = 16
 CONF
+    # pg_cron (scripts/setup.sh installs it) schedules retraining in the e2e test; its jobs
+    # run as background workers, so no password or socket setup is needed.
+    if [ -f "$("$PG_BIN/pg_config" --pkglibdir)/pg_cron.so" ]; then
+      cat >>"$PGDATA/postgresql.conf" <<CONF
+shared_preload_libraries = 'neumf,pg_cron'
+cron.database_name = '${NEUMF_CRON_DATABASE:-neumf_e2e}'
+cron.use_background_workers = on
+CONF
+    fi
   fi
   if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
     as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 ${NEUMF_PG_OPTIONS:+-o "$NEUMF_PG_OPTIONS"} start >/dev/null

@@ -41,3 +41,26 @@ ALTER TABLE neumf_model_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 
 SELECT pg_catalog.pg_extension_config_dump('neumf_model_versions', '');
 SELECT pg_catalog.pg_extension_config_dump('neumf_model_chunks', '');
+
+-- Training jobs: one row per neumf_train_async call, and one per successful synchronous
+-- neumf_train (for the record). Not dumped: a restored queue would rerun old jobs.
+CREATE TABLE neumf_job_runs (
+    job_id        bigserial   PRIMARY KEY,
+    model         text        NOT NULL,
+    source        text        NOT NULL,
+    -- neumf_train's arguments as given (NULL ones omitted) and the submitter's settings.
+    options       jsonb       NOT NULL,
+    settings      jsonb       NOT NULL DEFAULT '{}',
+    synchronous   boolean     NOT NULL DEFAULT false,
+    status        text        NOT NULL
+                  CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    submitted_by  name        NOT NULL DEFAULT current_user,
+    queued_at     timestamptz NOT NULL DEFAULT now(),
+    started_at    timestamptz,
+    finished_at   timestamptz,
+    pid           integer,
+    version       integer,
+    result        jsonb,
+    error         text
+);
+CREATE INDEX neumf_job_runs_pending ON neumf_job_runs (job_id) WHERE status IN ('queued', 'running');

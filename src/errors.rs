@@ -135,6 +135,13 @@ impl<T> OrRaise<T> for anyhow::Result<T> {
     }
 }
 
+impl<T> OrRaise<T> for Result<T, serde_json::Error> {
+    #[track_caller]
+    fn or_raise(self, context: &str) -> T {
+        self.unwrap_or_else(|e| internal(context, &anyhow::Error::new(e)))
+    }
+}
+
 impl<T> OrRaise<T> for Result<T, pgrx::spi::Error> {
     #[track_caller]
     fn or_raise(self, context: &str) -> T {

@@ -21,7 +21,33 @@ pub static MODEL_CACHE_KB: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024)
 /// (the active version never is). 0 keeps every version.
 pub static KEEP_VERSIONS: GucSetting<i32> = GucSetting::<i32>::new(5);
 
+/// Training jobs (`neumf_train_async`) running at once in one database; the rest wait queued.
+pub static MAX_JOBS: GucSetting<i32> = GucSetting::<i32>::new(1);
+
+/// Finished jobs kept in `neumf_job_runs` (per database); older ones are deleted.
+pub static JOB_HISTORY: GucSetting<i32> = GucSetting::<i32>::new(1000);
+
 pub fn register() {
+    GucRegistry::define_int_guc(
+        c"neumf.max_jobs",
+        c"Training jobs that run at once in each database.",
+        c"Jobs submitted with neumf_train_async beyond this many wait as queued, oldest first. Each running job uses one background worker (max_worker_processes).",
+        &MAX_JOBS,
+        1,
+        1024,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"neumf.job_history",
+        c"Finished training jobs kept in the job history.",
+        c"neumf_jobs shows queued and running jobs and this many finished ones; older finished jobs are deleted when a job is submitted or a training is recorded.",
+        &JOB_HISTORY,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"neumf.keep_versions",
         c"Versions of a model kept after each successful training.",

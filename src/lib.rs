@@ -8,9 +8,12 @@
 //! | SQL                                             | file             |
 //! |-------------------------------------------------|------------------|
 //! | `neumf_train`                                   | `src/train.rs` (options → `neumf_core::options`, then read, train, record), `src/trainer.rs` → `trainer/` (libtorch, dlopen'ed; ABI in `neumf_core::abi`) |
+//! | `neumf_train_async`, `neumf_cancel`, `neumf_wait` (`_neumf_wait`) | `src/jobs.rs`; the worker that runs jobs: `src/worker.rs` |
+//! | `neumf_jobs` view, `neumf_job_progress`         | `sql/finalize.sql`, `src/job_progress.rs` (live progress files) |
 //! | `neumf_score`, `neumf_rank`, `neumf_recommend`  | `src/serve.rs`   |
 //! | `neumf_evaluate`                                | `src/evaluate.rs` |
 //! | `neumf_activate`, `neumf_prune`, `neumf_drop`, `neumf_export`, `neumf_cache`, `neumf_models` | `src/admin.rs`, `sql/finalize.sql` |
+//! | C symbols older versions' SQL still names       | `src/compat.rs`  |
 //! | tables                                          | `sql/schema.sql`; released versions in `sql/install/`, upgrades in `sql/upgrade/` |
 //! | errors and their SQLSTATEs                      | `src/errors.rs`  |
 //! | `neumf_synthetic_interactions` (demo/bench data) | `sql/synthetic.sql` |
@@ -23,14 +26,18 @@ use pgrx::prelude::*;
 
 mod admin;
 mod cache;
+mod compat;
 mod errors;
 mod evaluate;
 mod guc;
+mod job_progress;
+mod jobs;
 mod serve;
 mod source;
 mod storage;
 mod train;
 mod trainer;
+mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
 

@@ -2,19 +2,21 @@
 //! check lives), then [`run`]: read the source, train in the trainer library (libtorch, CUDA
 //! when present; see src/trainer.rs), and [`record`] a new version in the caller's transaction.
 
-use crate::errors::{bad_model_name, invalid_argument_hint, required, OrRaise};
-use crate::{guc, source, storage, trainer};
-use neumf_core::codec::ModelArtifact;
+use crate::errors::{bad_model_name, corrupted, invalid_argument_hint, required, wrong_state, OrRaise};
+use crate::job_progress::Progress;
+use crate::{guc, jobs, source, storage, trainer};
+use neumf_core::codec::{encode_weights, ModelArtifact};
 use neumf_core::dataset::Interactions;
-use neumf_core::options::{check_model_name, TrainOptions};
+use neumf_core::options::{check_model_name, OptionError, TrainOptions};
 use neumf_core::progress::TrainSummary;
 use neumf_core::spec::TrainConfig;
+use neumf_core::warm::warm_start_weights;
 use pgrx::prelude::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 
 /// What `neumf_train` returns: one row about the new version.
-type TrainRow = (
+pub type TrainRow = (
     String,
     i32,
     bool,
@@ -40,8 +42,8 @@ type TrainRow = (
 /// [, ts]) and stores it as the next version of `model`. Options left NULL take the
 /// recommended defaults (`TrainConfig::recommended`, README).
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-#[pg_extern(volatile, parallel_unsafe)]
-fn neumf_train(
+#[pg_extern(name = "neumf_train", volatile, parallel_unsafe)]
+fn neumf_train_0_3(
     model: Option<&str>,
     source: Option<&str>,
     architecture: default!(Option<&str>, "NULL"),
@@ -69,6 +71,7 @@ fn neumf_train(
     recency_weight: default!(Option<f64>, "NULL"),
     recency_half_life: default!(Option<f64>, "NULL"),
     mixed_precision: default!(Option<bool>, "NULL"),
+    warm_start: default!(Option<bool>, "NULL"),
 ) -> TableIterator<
     'static,
     (
@@ -119,19 +122,37 @@ fn neumf_train(
         recency_half_life,
         mixed_precision,
         activate,
+        warm_start,
         threads: guc::TRAIN_THREADS.get() as usize,
     };
-    let (model, source) = (required(model, "model"), required(source, "source"));
-    TableIterator::once(run(model, source, &options))
+    TableIterator::once(run_with(model, source, &options))
 }
 
-/// Everything `neumf_train` does once its arguments are collected. Nothing is read before the
-/// name and every option are checked.
-fn run(model: &str, source: &str, options: &TrainOptions<'_>) -> TrainRow {
-    check_model_name(model).unwrap_or_else(|e| bad_model_name(model, &e));
-    let planned = options.resolve().unwrap_or_else(|e| invalid_argument_hint(e.message, &e.hint));
+/// `neumf_train` after its arguments are collected (also behind older SQL's symbol,
+/// src/compat.rs).
+pub fn run_with(model: Option<&str>, source: Option<&str>, options: &TrainOptions<'_>) -> TrainRow {
+    let (model, source) = (required(model, "model"), required(source, "source"));
+    run(model, source, options)
+}
 
-    storage::lock_for_training(model);
+/// Checks the name and every option; nothing is read before this succeeds.
+pub fn plan(model: &str, options: &TrainOptions<'_>) -> TrainConfig {
+    check_model_name(model).unwrap_or_else(|e| bad_model_name(model, &e));
+    options.resolve().unwrap_or_else(|e| invalid_argument_hint(e.message, &e.hint))
+}
+
+/// What a training starts from: the data, the configuration completed for it, and with
+/// `warm_start` the initial weights.
+pub struct Prepared {
+    pub data: Interactions,
+    pub cfg: TrainConfig,
+    /// Safetensors of the initial weights, and a JSON note on where they came from.
+    pub init: Option<(Vec<u8>, serde_json::Value)>,
+}
+
+/// Reads `source` and completes `planned` for it; with `warm_start`, maps the active
+/// version's weights onto the data's ids.
+pub fn prepare(model: &str, source: &str, options: &TrainOptions<'_>, planned: TrainConfig) -> Prepared {
     let shape = source::describe(source);
     let data = source::read(&shape, planned.min_rating);
     let skipped = &data.skipped;
@@ -166,10 +187,64 @@ fn run(model: &str, source: &str, options: &TrainOptions<'_>) -> TrainRow {
             String::new()
         }
     );
-    let (weights, summary) = trainer::train(&data, &cfg, model);
-    let artifact = ModelArtifact::new(cfg.spec.clone(), weights, &data);
-    let activate = options.activate();
-    let (version, size) = record(model, source, &cfg, &data, &summary, &artifact, activate);
+    let init = (options.warm_start == Some(true)).then(|| warm_start(model, &cfg, &data));
+    Prepared { data, cfg, init }
+}
+
+/// The active version's weights mapped onto `data`'s ids.
+fn warm_start(model: &str, cfg: &TrainConfig, data: &Interactions) -> (Vec<u8>, serde_json::Value) {
+    if !storage::model_exists(model) {
+        wrong_state(
+            format!("warm_start needs a trained model, and neumf model \"{model}\" does not exist yet"),
+            "Train it once with warm_start => false (or NULL).",
+        );
+    }
+    let (version, old) = storage::with_active_blob(model, |version, blob| {
+        let old = ModelArtifact::decode(blob)
+            .unwrap_or_else(|e| corrupted(&format!("decoding neumf model \"{model}\" version {version}"), &e));
+        (version, old)
+    });
+    let warm = warm_start_weights(&old, &cfg.spec, &data.user_ids, &data.item_ids, cfg.seed).unwrap_or_else(|e| {
+        let e = OptionError::from(e);
+        invalid_argument_hint(e.message, &e.hint)
+    });
+    notice!(
+        "neumf \"{model}\": warm start from version {version}: {} of {} users and {} of {} items known",
+        warm.known_users,
+        data.n_users(),
+        warm.known_items,
+        data.n_items()
+    );
+    let blob = encode_weights(&warm.weights).or_raise("encoding the warm-start weights");
+    let note = json!({"from_version": version, "known_users": warm.known_users, "known_items": warm.known_items});
+    (blob, note)
+}
+
+/// The phases training goes through, in order, with their epoch budgets (for progress).
+pub fn planned_phases(cfg: &TrainConfig) -> Vec<(String, usize)> {
+    let mut phases: Vec<String> = if cfg.pretrain {
+        vec!["gmf".into(), "mlp".into(), "neumf".into()]
+    } else {
+        vec![cfg.spec.architecture.as_str().into()]
+    };
+    if cfg.validation == Some(true) && cfg.refit {
+        let refits: Vec<String> = phases.iter().map(|p| format!("{p} refit")).collect();
+        phases.extend(refits);
+    }
+    phases.into_iter().map(|p| (p, cfg.epochs)).collect()
+}
+
+/// A training's result, as `neumf_train` returns it.
+pub fn result_row(
+    model: &str,
+    activate: bool,
+    p: &Prepared,
+    summary: &TrainSummary,
+    version: i32,
+    size: i64,
+) -> TrainRow {
+    let (data, cfg) = (&p.data, &p.cfg);
+    let skipped = &data.skipped;
     (
         model.to_string(),
         version,
@@ -193,18 +268,43 @@ fn run(model: &str, source: &str, options: &TrainOptions<'_>) -> TrainRow {
     )
 }
 
+/// Everything `neumf_train` does once its arguments are collected, in the caller's
+/// transaction. Nothing is read before the name and every option are checked.
+fn run(model: &str, source: &str, options: &TrainOptions<'_>) -> TrainRow {
+    let planned = plan(model, options);
+    storage::lock_for_training(model);
+    let started = jobs::now();
+    let mut progress = Progress::start(None, model, &jobs::current_user(), planned_phases(&planned));
+    progress.set_phase("reading source");
+    let prepared = prepare(model, source, options, planned);
+    let (weights, summary) = trainer::train(
+        &prepared.data,
+        &prepared.cfg,
+        model,
+        prepared.init.as_ref().map(|(blob, _)| blob.as_slice()),
+        Some(&mut progress),
+    );
+    progress.set_phase("storing");
+    let artifact = ModelArtifact::new(prepared.cfg.spec.clone(), weights, &prepared.data);
+    let activate = options.activate();
+    let (version, size) = record(model, source, &prepared, &summary, &artifact, activate);
+    let row = result_row(model, activate, &prepared, &summary, version, size);
+    jobs::record_synchronous_run(model, source, options, started, &row);
+    row
+}
+
 /// Stores the trained model as the next version of `model` (activating it if asked), prunes
 /// versions beyond `neumf.keep_versions`, and returns the version and the blob's size. The stored hyper-parameters are `cfg` serialised, with
 /// `refit` as it happened.
-fn record(
+pub fn record(
     model: &str,
     source: &str,
-    cfg: &TrainConfig,
-    data: &Interactions,
+    prepared: &Prepared,
     summary: &TrainSummary,
     artifact: &ModelArtifact,
     activate: bool,
 ) -> (i32, i64) {
+    let (cfg, data) = (&prepared.cfg, &prepared.data);
     let version = storage::next_version(model);
     let meta = BTreeMap::from([("model".to_string(), model.to_string()), ("version".to_string(), version.to_string())]);
     let blob = artifact.encode(&meta).or_raise("encoding the model");
@@ -220,6 +320,7 @@ fn record(
         "duplicates": skipped.duplicates,
     });
     let metrics = json!({
+        "warm_start": prepared.init.as_ref().map(|(_, note)| note),
         "validation": summary.validation,
         "validation_users": summary.holdout_users,
         "best_epoch": summary.best_epoch,

@@ -8,6 +8,7 @@
 //! again once the trainer has returned and freed its tensors.
 
 use crate::errors::internal;
+use crate::job_progress::Progress;
 use neumf_core::abi::{
     fingerprint, TrainFn, TrainRequest, ABI_VERSION, ABI_VERSION_SYMBOL, FINGERPRINT_SYMBOL, TRAIN_DONE, TRAIN_STOPPED,
     TRAIN_SYMBOL,
@@ -85,6 +86,7 @@ fn entry() -> TrainFn {
 
 struct Context<'a> {
     model: &'a str,
+    progress: Option<&'a mut Progress>,
     /// A PostgreSQL error caught in a callback, raised again after the trainer returns.
     pending: Option<Box<dyn Any + Send>>,
     weights: Vec<u8>,
@@ -92,10 +94,13 @@ struct Context<'a> {
     error: String,
 }
 
-unsafe extern "C" fn should_stop(ctx: *mut c_void) -> bool {
+unsafe extern "C" fn should_stop(ctx: *mut c_void, done: u64, total: u64) -> bool {
     let ctx = &mut *(ctx as *mut Context);
     if ctx.pending.is_some() {
         return true;
+    }
+    if let Some(progress) = ctx.progress.as_deref_mut() {
+        progress.on_batch(done, total);
     }
     // ProcessInterrupts raises for cancel / timeout / termination and returns for the rest.
     match catch_unwind(|| {
@@ -115,6 +120,9 @@ unsafe extern "C" fn on_epoch(ctx: *mut c_void, json: *const u8, len: usize) -> 
     let model = ctx.model;
     let shown = catch_unwind(AssertUnwindSafe(|| {
         if let Ok(r) = serde_json::from_slice::<EpochReport>(bytes) {
+            if let Some(progress) = ctx.progress.as_deref_mut() {
+                progress.on_epoch(&r);
+            }
             let validation = r
                 .validation
                 .map(|v| format!(", validation HR@{k} {:.4} NDCG@{k} {:.4}", v.hr, v.ndcg, k = v.k))
@@ -150,11 +158,20 @@ unsafe extern "C" fn on_error(ctx: *mut c_void, m: *const u8, len: usize) {
 }
 
 /// Trains `cfg` on `data` in the trainer library; with `cfg.validation`, on all but each
-/// user's latest interaction, validated on those.
-pub fn train(data: &Interactions, cfg: &TrainConfig, model: &str) -> (BTreeMap<String, Tensor32>, TrainSummary) {
+/// user's latest interaction, validated on those. `init`: initial weights (safetensors, mapped
+/// onto `data`'s ids) for a warm start. `progress` sees every batch and epoch.
+pub fn train(
+    data: &Interactions,
+    cfg: &TrainConfig,
+    model: &str,
+    init: Option<&[u8]>,
+    progress: Option<&mut Progress>,
+) -> (BTreeMap<String, Tensor32>, TrainSummary) {
     let train = entry();
     let config = serde_json::to_vec(cfg).unwrap_or_else(|e| internal("encoding the training configuration", &e.into()));
-    let mut ctx = Context { model, pending: None, weights: Vec::new(), summary: Vec::new(), error: String::new() };
+    let mut ctx =
+        Context { model, progress, pending: None, weights: Vec::new(), summary: Vec::new(), error: String::new() };
+    let init = init.unwrap_or(&[]);
     let req = TrainRequest {
         config_json: config.as_ptr(),
         config_len: config.len(),
@@ -164,6 +181,8 @@ pub fn train(data: &Interactions, cfg: &TrainConfig, model: &str) -> (BTreeMap<S
         users: data.users.as_ptr(),
         items: data.items.as_ptr(),
         ts: data.ts.as_ref().map_or(std::ptr::null(), |t| t.as_ptr()),
+        init_weights: init.as_ptr(),
+        init_len: init.len(),
         ctx: &mut ctx as *mut Context as *mut c_void,
         should_stop,
         on_epoch,

@@ -10,7 +10,7 @@ use crate::spec::TrainConfig;
 use std::ffi::{c_void, CStr};
 
 /// Bumped on any change to [`TrainRequest`] or to what the callbacks mean.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// `extern "C" fn() -> u32`: the trainer's [`ABI_VERSION`] (the one symbol every version has).
 pub const ABI_VERSION_SYMBOL: &CStr = c"neumf_trainer_abi_version";
@@ -39,9 +39,14 @@ pub struct TrainRequest {
     pub users: *const u32,
     pub items: *const u32,
     pub ts: *const f64,
+    /// Initial weights (safetensors, already mapped onto this data's ids: a warm start), or
+    /// NULL and 0 to initialise afresh.
+    pub init_weights: *const u8,
+    pub init_len: usize,
     pub ctx: *mut c_void,
-    /// Polled between mini-batches; true stops training.
-    pub should_stop: unsafe extern "C" fn(ctx: *mut c_void) -> bool,
+    /// Polled between mini-batches with the epoch's samples done and its total (0, 0 when not
+    /// in an epoch's main loop); true stops training.
+    pub should_stop: unsafe extern "C" fn(ctx: *mut c_void, done: u64, total: u64) -> bool,
     /// JSON of an `EpochReport` after each epoch; returns true to stop.
     pub on_epoch: unsafe extern "C" fn(ctx: *mut c_void, json: *const u8, len: usize) -> bool,
     /// The weights (safetensors) and a JSON `TrainSummary`; copy them before returning.

@@ -18,6 +18,7 @@
 //! | [`metrics`] | HR@K / NDCG@K                                                       |
 //! | [`holdout`] | leave-one-out validation split with fixed negatives                 |
 //! | [`eval`]    | sampled and full-catalogue ranking metrics for any scorer           |
+//! | [`warm`]    | warm start: a stored version's weights mapped onto new data's ids   |
 //! | [`failure`] | failures with a known remedy (out of memory), from libtorch's text  |
 
 pub mod abi;
@@ -38,3 +39,4 @@ pub mod progress;
 pub mod spec;
 #[cfg(feature = "torch")]
 pub mod train;
+pub mod warm;

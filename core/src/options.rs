@@ -5,6 +5,7 @@
 use crate::dataset::Interactions;
 use crate::spec::RECOMMENDED;
 use crate::spec::{default_layers, Architecture, DeviceChoice, LrSchedule, Precision, Sampling, TrainConfig};
+use serde::{Deserialize, Serialize};
 
 /// Model names are at most this many bytes, like PostgreSQL identifiers.
 pub const MAX_MODEL_NAME_BYTES: usize = 63;
@@ -12,6 +13,9 @@ pub const MAX_MODEL_NAME_BYTES: usize = 63;
 /// Users with at least two interactions can give one to a validation holdout; automatic
 /// validation needs this many such users.
 pub const MIN_VALIDATION_USERS: usize = 10;
+
+/// Epoch budget of a warm start when `epochs` is NULL (early stopping still applies).
+pub const WARM_START_EPOCHS: usize = 10;
 
 /// Why a model name was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,9 +107,11 @@ pub fn check_model_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-/// The options of `neumf_train`, each None when the caller left it NULL.
-#[derive(Debug, Clone, Default)]
+/// The options of `neumf_train`, each None when the caller left it NULL. A background job
+/// keeps them as JSON (serde: `serde_json::to_value`, and back borrowing from the `Value`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainOptions<'a> {
+    #[serde(borrow)]
     pub architecture: Option<&'a str>,
     pub factors: Option<i32>,
     pub layers: Option<Vec<i32>>,
@@ -115,13 +121,16 @@ pub struct TrainOptions<'a> {
     pub negatives: Option<i32>,
     pub min_rating: Option<f64>,
     pub seed: Option<i64>,
+    #[serde(borrow)]
     pub device: Option<&'a str>,
+    #[serde(borrow)]
     pub sampling: Option<&'a str>,
     pub popularity_exponent: Option<f64>,
     pub hard_pool: Option<i32>,
     pub hard_share: Option<f64>,
     pub weight_decay: Option<f64>,
     pub dropout: Option<f64>,
+    #[serde(borrow)]
     pub lr_schedule: Option<&'a str>,
     pub validation: Option<bool>,
     pub patience: Option<i32>,
@@ -133,6 +142,8 @@ pub struct TrainOptions<'a> {
     /// Make the new version the served one (not part of the configuration: it is about the
     /// stored result).
     pub activate: Option<bool>,
+    /// Start from the active version's weights (`warm::warm_start_weights`).
+    pub warm_start: Option<bool>,
     /// libtorch CPU threads (the `neumf.train_threads` setting).
     pub threads: usize,
 }
@@ -231,6 +242,17 @@ impl TrainOptions<'_> {
         }
         // Pretraining is NeuMF's; the other architectures simply do not default to it.
         cfg.pretrain = self.pretrain.unwrap_or(cfg.pretrain && cfg.spec.architecture == Architecture::NeuMF);
+        if self.warm_start == Some(true) {
+            if self.pretrain == Some(true) {
+                return Err(OptionError::from(
+                    "pretrain => true and warm_start => true exclude each other (a warm start begins from trained weights); use pretrain => NULL".to_string(),
+                ));
+            }
+            cfg.pretrain = false;
+            if self.epochs.is_none() {
+                cfg.epochs = WARM_START_EPOCHS;
+            }
+        }
         cfg.refit = self.refit.unwrap_or(cfg.refit);
         cfg.recency_weight = self.recency_weight.unwrap_or(cfg.recency_weight);
         cfg.recency_half_life = self.recency_half_life.unwrap_or(cfg.recency_half_life);
@@ -373,5 +395,22 @@ mod tests {
         assert_eq!(check_model_name(" x"), Err(NameError::Unprintable));
         assert_eq!(check_model_name("x\ny"), Err(NameError::Unprintable));
         assert!(NameError::TooLong { bytes: 100_000 }.message(&"n".repeat(100_000)).len() < 100);
+    }
+
+    /// A background job keeps its options as JSON and reads them back borrowing from it.
+    #[test]
+    fn options_round_trip_through_json() {
+        let o = TrainOptions {
+            architecture: Some("gmf"),
+            layers: Some(vec![8, 4]),
+            learning_rate: Some(0.01),
+            sampling: Some("pop\"ular"),
+            warm_start: Some(true),
+            threads: 3,
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&o).unwrap();
+        let back = TrainOptions::deserialize(&json).unwrap();
+        assert_eq!(back, o);
     }
 }

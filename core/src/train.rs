@@ -22,8 +22,9 @@ pub use crate::progress::{EpochReport, TrainSummary};
 
 /// Hooks the caller uses to stop training (return an error or panic) and to see progress.
 pub trait TrainObserver {
-    /// Called between mini-batches; the SQL layer checks for query cancel here.
-    fn on_batch(&mut self) -> Result<()> {
+    /// Called between mini-batches with the epoch's samples done so far and its total (0 and 0
+    /// outside the epoch's main loop); the SQL layer checks for query cancel here.
+    fn on_batch(&mut self, _done: usize, _total: usize) -> Result<()> {
         Ok(())
     }
     fn on_epoch(&mut self, _report: &EpochReport) -> Result<()> {
@@ -177,7 +178,7 @@ impl NegativeSampler {
         let chunk = ((1i64 << 20) / pool).max(1);
         let mut start = 0;
         while start < n_hard {
-            observer.on_batch()?;
+            observer.on_batch(0, 0)?;
             let len = chunk.min(n_hard - start);
             let r = rows.f_narrow(0, start, len)?;
             let u = users.f_index_select(0, &r)?.f_unsqueeze(1)?.f_expand([len, pool], false)?.f_reshape([-1])?;
@@ -344,7 +345,7 @@ fn fit(
         let bs = cfg.batch_size as i64;
         let mut start = 0i64;
         while start < n {
-            observer.on_batch()?;
+            observer.on_batch(start as usize, n as usize)?;
             let len = bs.min(n - start);
             let u = users.f_narrow(0, start, len)?;
             let i = items.f_narrow(0, start, len)?;
@@ -470,6 +471,7 @@ fn check(data: &Interactions, cfg: &TrainConfig) -> Result<Device> {
 
 /// Runs every phase; `epochs` fixes each phase's epoch count (a refit), else `cfg.epochs` with
 /// early stopping on `holdout`.
+#[allow(clippy::too_many_arguments)]
 fn run_phases(
     data: &Interactions,
     holdout: Option<&Holdout>,
@@ -477,6 +479,7 @@ fn run_phases(
     epochs: Option<&[usize]>,
     device: Device,
     refit: bool,
+    init: Option<&BTreeMap<String, Tensor32>>,
     observer: &mut dyn TrainObserver,
 ) -> Result<Phases> {
     let phase_cfg = |arch: Architecture, k: usize| {
@@ -492,7 +495,8 @@ fn run_phases(
     let name = |a: &'static str, r: &'static str| if refit { r } else { a };
     let inputs = PhaseInputs::new(data, holdout, cfg, device)?;
     let full_eval = holdout.is_some();
-    if cfg.pretrain {
+    // A warm start begins from trained weights: pretraining would only replace them.
+    if cfg.pretrain && init.is_none() {
         let gmf = fit(&inputs, &phase_cfg(Architecture::Gmf, 0), None, name("gmf", "gmf refit"), false, observer)?;
         let mlp = fit(&inputs, &phase_cfg(Architecture::Mlp, 1), None, name("mlp", "mlp refit"), false, observer)?;
         let init = fuse_pretrained(&gmf.weights, &mlp.weights, 0.5)?;
@@ -514,7 +518,7 @@ fn run_phases(
             Architecture::Mlp => name("mlp", "mlp refit"),
             Architecture::NeuMF => name("neumf", "neumf refit"),
         };
-        let f = fit(&inputs, &phase_cfg(arch, 0), None, phase, full_eval, observer)?;
+        let f = fit(&inputs, &phase_cfg(arch, 0), init, phase, full_eval, observer)?;
         let best = vec![f.best_epoch];
         Ok(Phases { last: f, best })
     }
@@ -547,8 +551,19 @@ pub fn train(
     cfg: &TrainConfig,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome> {
+    train_from(data, holdout, cfg, None, observer)
+}
+
+/// [`train`], starting from `init` (a warm start, `warm::warm_start_weights`) when given.
+pub fn train_from(
+    data: &Interactions,
+    holdout: Option<&Holdout>,
+    cfg: &TrainConfig,
+    init: Option<&BTreeMap<String, Tensor32>>,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome> {
     let device = check(data, cfg)?;
-    let phases = run_phases(data, holdout, cfg, None, device, false, observer)?;
+    let phases = run_phases(data, holdout, cfg, None, device, false, init, observer)?;
     Ok(outcome(phases, device, holdout, data.ts.is_some()))
 }
 
@@ -563,10 +578,22 @@ pub fn train_and_refit(
     cfg: &TrainConfig,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome> {
+    train_and_refit_from(full, train_part, holdout, cfg, None, observer)
+}
+
+/// [`train_and_refit`], both runs starting from `init` when given.
+pub fn train_and_refit_from(
+    full: &Interactions,
+    train_part: &Interactions,
+    holdout: &Holdout,
+    cfg: &TrainConfig,
+    init: Option<&BTreeMap<String, Tensor32>>,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome> {
     let device = check(train_part, cfg)?;
-    let selection = run_phases(train_part, Some(holdout), cfg, None, device, false, observer)?;
+    let selection = run_phases(train_part, Some(holdout), cfg, None, device, false, init, observer)?;
     let epochs = selection.best.clone();
-    let refit = run_phases(full, None, cfg, Some(&epochs), device, true, observer)?;
+    let refit = run_phases(full, None, cfg, Some(&epochs), device, true, init, observer)?;
     let mut out = outcome(selection, device, Some(holdout), train_part.ts.is_some());
     let fin = refit.last;
     out.summary.epochs.extend(fin.epochs);

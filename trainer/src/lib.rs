@@ -12,12 +12,12 @@
 //! here and reported through `on_error`; the caller's callbacks return flags instead of raising.
 
 use neumf_core::abi::{fingerprint, TrainFn, TrainRequest, ABI_VERSION, TRAIN_DONE, TRAIN_FAILED, TRAIN_STOPPED};
-use neumf_core::codec::encode_weights;
+use neumf_core::codec::{decode_weights, encode_weights};
 use neumf_core::dataset::Interactions;
 use neumf_core::holdout::leave_one_out;
 use neumf_core::progress::EpochReport;
 use neumf_core::spec::TrainConfig;
-use neumf_core::train::{train, train_and_refit, TrainObserver};
+use neumf_core::train::{train_and_refit_from, train_from, TrainObserver};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 // The exported names are `neumf_core::abi`'s *_SYMBOL constants.
@@ -37,9 +37,9 @@ struct Bridge<'a> {
 }
 
 impl TrainObserver for Bridge<'_> {
-    fn on_batch(&mut self) -> anyhow::Result<()> {
+    fn on_batch(&mut self, done: usize, total: usize) -> anyhow::Result<()> {
         // SAFETY: the caller guarantees the callbacks and ctx stay valid for the call.
-        if unsafe { (self.req.should_stop)(self.req.ctx) } {
+        if unsafe { (self.req.should_stop)(self.req.ctx, done as u64, total as u64) } {
             self.stopped = true;
             anyhow::bail!("stopped");
         }
@@ -63,15 +63,20 @@ fn run(req: &TrainRequest, bridge: &mut Bridge<'_>) -> anyhow::Result<(Vec<u8>, 
         unsafe { (std::slice::from_raw_parts(req.users, n), std::slice::from_raw_parts(req.items, n)) };
     let ts = (!req.ts.is_null()).then(|| unsafe { std::slice::from_raw_parts(req.ts, n) });
     let data = Interactions::from_pairs(req.n_users as usize, req.n_items as usize, users, items, ts);
+    let init = match req.init_len {
+        0 => None,
+        len => Some(decode_weights(unsafe { std::slice::from_raw_parts(req.init_weights, len) })?),
+    };
+    let init = init.as_ref();
     let outcome = if cfg.validation == Some(true) {
         let (part, holdout) = leave_one_out(&data, 99, cfg.seed);
         if cfg.refit {
-            train_and_refit(&data, &part, &holdout, &cfg, bridge)?
+            train_and_refit_from(&data, &part, &holdout, &cfg, init, bridge)?
         } else {
-            train(&part, Some(&holdout), &cfg, bridge)?
+            train_from(&part, Some(&holdout), &cfg, init, bridge)?
         }
     } else {
-        train(&data, None, &cfg, bridge)?
+        train_from(&data, None, &cfg, init, bridge)?
     };
     Ok((encode_weights(&outcome.weights)?, serde_json::to_vec(&outcome.summary)?))
 }

@@ -1,0 +1,354 @@
+//! The background worker that runs training jobs (src/jobs.rs queues them). A runner takes one
+//! of `neumf.max_jobs` slots in its database, claims the oldest queued job, runs it and
+//! exits, so its memory (and a GPU's) goes back to the system; it starts the next runner
+//! when more jobs wait.
+//!
+//! No transaction, and so no snapshot, is open while the model trains: the source is read in
+//! one transaction, the version is written in another. Reading and writing run as the role
+//! that submitted the job, with the settings it had then; the runner's own bookkeeping runs
+//! as the bootstrap superuser with `search_path = pg_catalog`.
+
+use crate::errors::OrRaise;
+use crate::job_progress::Progress;
+use crate::jobs::{jobs_table, launch_runner, reap_dead_jobs, result_json};
+use crate::train::{plan, planned_phases, prepare, record, result_row};
+use crate::trainer;
+use neumf_core::codec::ModelArtifact;
+use neumf_core::options::TrainOptions;
+use pgrx::bgworkers::BackgroundWorker;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde::Deserialize;
+
+extern "C-unwind" {
+    /// PostgreSQL's SIGTERM handler for backends (sets ProcDiePending, honoured at the next
+    /// interrupt check); pgrx's `pg_sys::die` is a Rust wrapper, not a signal handler.
+    fn die(signal: std::ffi::c_int);
+}
+
+/// Entry point of the `neumf job runner` background worker; its argument is the database OID.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn neumf_job_runner_main(argument: pg_sys::Datum) {
+    // SAFETY: signal setup at worker start, before anything else runs.
+    unsafe {
+        // Terminate (pg_terminate_backend, server shutdown) at the next batch, like a backend;
+        // cancel (neumf_cancel) is PostgreSQL's statement cancel, set up for workers with a
+        // database connection.
+        pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(die));
+        pg_sys::BackgroundWorkerUnblockSignals();
+    }
+    let database = pg_sys::Oid::from(argument.value() as u32);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
+    let outcome = PgTryBuilder::new(run_queue).catch_others(|e| Err(describe(&e))).execute();
+    if let Err(e) = outcome {
+        abort_open_transaction();
+        pgrx::log!("neumf job runner: {e}");
+    }
+}
+
+struct Job {
+    id: i64,
+    model: String,
+    source: String,
+    options: serde_json::Value,
+    settings: serde_json::Value,
+    role: pg_sys::Oid,
+}
+
+fn transaction<R>(body: impl FnOnce() -> R) -> R {
+    // SAFETY: the standard sequence for a transaction in a background worker.
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = body();
+    // SAFETY: pairs with the calls above.
+    unsafe {
+        pg_sys::PopActiveSnapshot();
+        pg_sys::CommitTransactionCommand();
+    }
+    result
+}
+
+fn abort_open_transaction() {
+    // SAFETY: cleans up after an error caught outside PostgreSQL's own error handling.
+    unsafe {
+        if pg_sys::IsTransactionState() || pg_sys::IsAbortedTransactionBlockState() {
+            pg_sys::AbortCurrentTransaction();
+        }
+    }
+}
+
+/// Runs `body` as `role` (like SET ROLE, in a security-restricted context as autovacuum
+/// runs index functions), with the job's settings local to this transaction.
+fn as_submitter<R>(job: &Job, body: impl FnOnce() -> R) -> R {
+    Spi::run_with_args(
+        "SELECT pg_catalog.set_config(key, value, true) FROM pg_catalog.jsonb_each_text($1)",
+        &[JsonB(job.settings.clone()).into()],
+    )
+    .or_raise("applying the job's settings");
+    let (mut saved_user, mut saved_context) = (pg_sys::Oid::INVALID, 0);
+    // SAFETY: saved and restored around body; an error aborts the transaction, which
+    // restores them too.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(
+            job.role,
+            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+    }
+    let result = body();
+    // SAFETY: see above.
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+    Spi::run("SET LOCAL search_path = pg_catalog").or_raise("resetting search_path");
+    result
+}
+
+fn max_jobs() -> i32 {
+    crate::guc::MAX_JOBS.get()
+}
+
+const SLOT_LOCK: &str = "pg_catalog.hashtext('neumf/job-slot')";
+
+fn take_slot() -> Option<i32> {
+    (1..=max_jobs()).find(|slot| {
+        Spi::get_one_with_args::<bool>(
+            &format!("SELECT pg_catalog.pg_try_advisory_lock({SLOT_LOCK}, $1)"),
+            &[(*slot).into()],
+        )
+        .or_raise("taking a job slot")
+            == Some(true)
+    })
+}
+
+fn release_slot(slot: i32) {
+    Spi::run_with_args(&format!("SELECT pg_catalog.pg_advisory_unlock({SLOT_LOCK}, $1)"), &[slot.into()])
+        .or_raise("releasing the job slot");
+}
+
+fn jobs_waiting() -> bool {
+    Spi::get_one::<bool>(&format!("SELECT EXISTS (SELECT FROM {} WHERE status = 'queued')", jobs_table()))
+        .or_raise("looking at the queue")
+        == Some(true)
+}
+
+/// Claims the oldest queued job. Its progress file exists before the claim commits, so no
+/// reader ever sees it running without a live worker.
+fn claim() -> Option<(Job, Progress)> {
+    let table = jobs_table();
+    let row = Spi::connect_mut(|client| -> Result<Option<Job>, pgrx::spi::Error> {
+        let t = client.update(
+            &format!(
+                "WITH next AS (SELECT job_id FROM {table} WHERE status = 'queued' ORDER BY job_id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 UPDATE {table} j SET status = 'running', started_at = pg_catalog.now(), pid = pg_catalog.pg_backend_pid() \
+                 FROM next WHERE j.job_id = next.job_id \
+                 RETURNING j.job_id, j.model, j.source, j.options, j.settings, \
+                           (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = j.submitted_by)"
+            ),
+            Some(1),
+            &[],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok(Some(Job {
+            id: r.get::<i64>(1)?.unwrap_or_default(),
+            model: r.get::<String>(2)?.unwrap_or_default(),
+            source: r.get::<String>(3)?.unwrap_or_default(),
+            options: r.get::<JsonB>(4)?.map_or(serde_json::Value::Null, |j| j.0),
+            settings: r.get::<JsonB>(5)?.map_or(serde_json::json!({}), |j| j.0),
+            role: r.get::<pg_sys::Oid>(6)?.unwrap_or(pg_sys::Oid::INVALID),
+        }))
+    })
+    .or_raise("claiming a queued job")?;
+    let user = Spi::get_one_with_args::<String>(
+        "SELECT rolname::text FROM pg_catalog.pg_roles WHERE oid = $1",
+        &[row.role.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    let progress = Progress::start(Some(row.id), &row.model, &user, Vec::new());
+    Some((row, progress))
+}
+
+fn run_queue() -> Result<(), String> {
+    transaction(|| Spi::run("SET search_path = pg_catalog").or_raise("setting search_path"));
+    loop {
+        let Some(slot) = transaction(take_slot) else {
+            // Every slot is busy: their runners start the next job when they finish.
+            return Ok(());
+        };
+        match transaction(|| {
+            reap_dead_jobs();
+            claim()
+        }) {
+            Some((job, mut progress)) => {
+                let outcome: Result<(), Box<CaughtError>> = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+                    run_job(&job, &mut progress);
+                    Ok(())
+                }))
+                .catch_others(|e| Err(Box::new(e)))
+                .execute();
+                if let Err(e) = outcome {
+                    abort_open_transaction();
+                    record_failure(job.id, &e);
+                }
+                drop(progress);
+                let more = transaction(|| {
+                    // The slot and the model's training lock, before the next runner starts.
+                    Spi::run("SELECT pg_catalog.pg_advisory_unlock_all()").or_raise("releasing the job's locks");
+                    jobs_waiting()
+                });
+                if more && !launch_runner() {
+                    pgrx::log!("neumf job runner: no background worker slot free for the next job; it stays queued");
+                }
+                return Ok(());
+            }
+            None => {
+                // Released before looking again, so a job queued meanwhile is never stranded:
+                // either its own runner got this slot, or this look sees it.
+                if !transaction(|| {
+                    release_slot(slot);
+                    jobs_waiting()
+                }) {
+                    return Ok(());
+                }
+                // SAFETY: a short sleep on this process's latch before trying again.
+                unsafe {
+                    pg_sys::WaitLatch(
+                        pg_sys::MyLatch,
+                        (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                        200,
+                        pg_sys::PG_WAIT_EXTENSION,
+                    );
+                    pg_sys::ResetLatch(pg_sys::MyLatch);
+                }
+                pg_sys::check_for_interrupts!();
+            }
+        }
+    }
+}
+
+/// The per-model training lock, held across this job's transactions (a session lock on the
+/// same key `neumf_train` takes for its transaction), waiting while another training has it.
+fn lock_model(job: &Job, progress: &mut Progress) {
+    loop {
+        let got = transaction(|| {
+            Spi::get_one_with_args::<bool>(
+                "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended('neumf/train/' || $1, 0))",
+                &[job.model.clone().into()],
+            )
+            .or_raise("taking the training lock")
+        });
+        if got == Some(true) {
+            return;
+        }
+        progress.set_phase("waiting for another training of this model");
+        // SAFETY: sleep on this process's latch; interrupts (cancel) are checked right after.
+        unsafe {
+            pg_sys::WaitLatch(
+                pg_sys::MyLatch,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                500,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+        pg_sys::check_for_interrupts!();
+    }
+}
+
+fn run_job(job: &Job, progress: &mut Progress) {
+    if job.role == pg_sys::Oid::INVALID {
+        crate::errors::wrong_state(
+            "the role that submitted this job no longer exists",
+            "Submit the job again as an existing role.",
+        );
+    }
+    let options = TrainOptions::deserialize(&job.options).or_raise("reading the job's options");
+    let (model, source) = (job.model.as_str(), job.source.as_str());
+    lock_model(job, progress);
+    let prepared = transaction(|| {
+        as_submitter(job, || {
+            let planned = plan(model, &options);
+            progress.set_phases(planned_phases(&planned));
+            progress.set_phase("reading source");
+            prepare(model, source, &options, planned)
+        })
+    });
+    // Nothing is open here: no transaction, no snapshot holding back VACUUM.
+    let (weights, summary) = trainer::train(
+        &prepared.data,
+        &prepared.cfg,
+        model,
+        prepared.init.as_ref().map(|(blob, _)| blob.as_slice()),
+        Some(&mut *progress),
+    );
+    progress.set_phase("storing");
+    let artifact = ModelArtifact::new(prepared.cfg.spec.clone(), weights, &prepared.data);
+    let activate = options.activate();
+    transaction(|| {
+        let (version, size) = as_submitter(job, || record(model, source, &prepared, &summary, &artifact, activate));
+        let row = result_row(model, activate, &prepared, &summary, version, size);
+        Spi::run_with_args(
+            &format!(
+                "UPDATE {} SET status = 'succeeded', finished_at = pg_catalog.now(), version = $2, result = $3 WHERE job_id = $1",
+                jobs_table()
+            ),
+            &[job.id.into(), version.into(), JsonB(result_json(&row)).into()],
+        )
+        .or_raise("recording the job's result");
+    });
+}
+
+fn describe(e: &CaughtError) -> String {
+    match e {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
+            let mut text = r.message().to_string();
+            if let Some(hint) = r.hint() {
+                text.push_str(&format!(" (hint: {hint})"));
+            }
+            text
+        }
+    }
+}
+
+fn is_cancel(e: &CaughtError) -> bool {
+    match e {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
+            r.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+        }
+    }
+}
+
+fn record_failure(job_id: i64, e: &CaughtError) {
+    let (status, error) = if is_cancel(e) {
+        ("cancelled", "cancelled while running (neumf_cancel or pg_cancel_backend)".to_string())
+    } else {
+        ("failed", describe(e))
+    };
+    let recorded = PgTryBuilder::new(|| {
+        transaction(|| {
+            Spi::run_with_args(
+                &format!(
+                    "UPDATE {} SET status = $2, finished_at = pg_catalog.now(), error = $3 WHERE job_id = $1 AND status = 'running'",
+                    jobs_table()
+                ),
+                &[job_id.into(), status.into(), error.clone().into()],
+            )
+            .or_raise("recording the job's failure");
+        });
+        true
+    })
+    .catch_others(|_| false)
+    .execute();
+    if !recorded {
+        abort_open_transaction();
+        pgrx::log!("neumf job {job_id}: {status}: {error} (could not be recorded)");
+    }
+}
