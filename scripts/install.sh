@@ -8,16 +8,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-sudo_flag=()
-[ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
+target=${CARGO_TARGET_DIR:-target}
+package="$target/release/neumf-pg15"
 build_log=$(mktemp)
-if ! cargo pgrx install --release --pg-config "$PG_CONFIG" "${sudo_flag[@]}" >"$build_log" 2>&1 \
+if ! cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$package" >"$build_log" 2>&1 \
    || ! cargo build --release -p neumf-trainer >>"$build_log" 2>&1; then
   cat "$build_log" >&2; exit 1
 fi
-sed 's/\x1b\[[0-9;]*m//g' "$build_log" | grep -E "^ *(Installing|Finished) " || true
+sed 's/\x1b\[[0-9;]*m//g' "$build_log" | grep -E "^ *Finished " || true
 rm -f "$build_log"
 libdir=$("$PG_CONFIG" --pkglibdir)
+# install(1) replaces each file with a new one instead of writing over it: backends of a
+# running server keep the library they mapped (writing over a mapped library can crash them),
+# and new ones load the new build.
+as_root install -m 755 "$package$libdir/neumf.so" "$libdir/neumf.so"
+as_root install -m 644 "$package$("$PG_CONFIG" --sharedir)/extension/"neumf* "$("$PG_CONFIG" --sharedir)/extension/"
 # The SQL of earlier versions (frozen in sql/install) and the upgrade steps between versions, so
 # that CREATE EXTENSION neumf VERSION '<old>' and ALTER EXTENSION neumf UPDATE work. The
 # current version's script is the one cargo pgrx just generated.
@@ -27,7 +32,6 @@ for script in sql/install/neumf--*.sql sql/upgrade/neumf--*--*.sql; do
   [ "$script" = "sql/install/neumf--$current.sql" ] && continue
   as_root install -m 644 "$script" "$extdir/"
 done
-target=${CARGO_TARGET_DIR:-target}
 as_root install -m 755 "$target/release/libneumf_trainer.so" "$libdir/neumf_trainer.so"
 # ldd's output is captured first: under pipefail, `ldd | grep -q` fails at random when grep
 # exits on its first match and ldd dies of SIGPIPE.

@@ -24,7 +24,7 @@ pub static KEEP_VERSIONS: GucSetting<i32> = GucSetting::<i32>::new(5);
 /// Training jobs (`neumf_train_async`) running at once in one database; the rest wait queued.
 pub static MAX_JOBS: GucSetting<i32> = GucSetting::<i32>::new(1);
 
-/// Finished jobs kept in `neumf_job_runs` (per database); older ones are deleted.
+/// Finished jobs kept in `neumf_job_runs` (per database); older ones are deleted as jobs finish.
 pub static JOB_HISTORY: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 pub fn register() {
@@ -41,7 +41,7 @@ pub fn register() {
     GucRegistry::define_int_guc(
         c"neumf.job_history",
         c"Finished training jobs kept in the job history.",
-        c"neumf_jobs shows queued and running jobs and this many finished ones; older finished jobs are deleted when a job is submitted or a training is recorded.",
+        c"neumf_jobs shows queued and running jobs and this many finished ones; older finished jobs are deleted when a job or a synchronous training finishes.",
         &JOB_HISTORY,
         0,
         i32::MAX,

@@ -118,6 +118,14 @@ impl Progress {
         p
     }
 
+    /// While the source is read: the rows read so far, in the phase's name.
+    pub fn on_rows_read(&mut self, rows: u64) {
+        if self.last_write.is_none_or(|t| t.elapsed() >= WRITE_EVERY) {
+            self.record.phase = format!("reading source ({rows} rows)");
+            self.write();
+        }
+    }
+
     /// The phases training will go through, once the configuration is known.
     pub fn set_phases(&mut self, phases: Vec<(String, usize)>) {
         self.remaining_phases = phases;

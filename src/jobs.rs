@@ -34,8 +34,22 @@ const CAPTURED_SETTINGS: [&str; 4] = ["search_path", "neumf.fetch_rows", "neumf.
 const DEAD_WORKER: &str =
     "the job's worker exited before finishing (terminated, crashed, or the server restarted); submit it again";
 
+/// Whether the current role holds `privilege` on the job table (submitters need not hold
+/// UPDATE or DELETE: the runner, a superuser, does that housekeeping too).
+fn may(privilege: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.has_table_privilege(pg_catalog.to_regclass($1), $2)",
+        &[jobs_table().into(), privilege.into()],
+    )
+    .or_raise("checking the job table's privileges")
+        == Some(true)
+}
+
 /// Marks failed every job recorded as running whose worker is gone.
 pub fn reap_dead_jobs() {
+    if !may("UPDATE") {
+        return;
+    }
     let live = job_progress::live_job_ids();
     Spi::run_with_args(
         &format!(
@@ -49,7 +63,10 @@ pub fn reap_dead_jobs() {
 }
 
 /// Keeps the newest `neumf.job_history` finished jobs.
-fn trim_history() {
+pub fn trim_history() {
+    if !may("DELETE") {
+        return;
+    }
     Spi::run_with_args(
         &format!(
             "DELETE FROM {t} WHERE status IN ('succeeded', 'failed', 'cancelled') AND job_id < \
@@ -66,7 +83,11 @@ fn trim_history() {
 /// a running job's end.
 pub fn launch_runner() -> bool {
     // SAFETY: set when the backend connects.
-    let database = unsafe { pg_sys::MyDatabaseId };
+    launch_runner_for(unsafe { pg_sys::MyDatabaseId })
+}
+
+/// Starts a job runner for `database` (src/worker.rs).
+pub fn launch_runner_for(database: pg_sys::Oid) -> bool {
     BackgroundWorkerBuilder::new("neumf job runner")
         .set_type("neumf job runner")
         .set_library("neumf")
@@ -177,16 +198,22 @@ fn neumf_train_async(
     ))
     .or_raise("recording the job's settings")
     .map_or(json!({}), |j| j.0);
-    let job_id = Spi::get_one_with_args::<i64>(
+    // The id first, then a plain INSERT: RETURNING would need SELECT on the table, and
+    // submitting needs only INSERT and the sequence.
+    let job_id = Spi::get_one::<i64>(&format!(
+        "SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('{}', 'job_id'))",
+        jobs_table()
+    ))
+    .or_raise("numbering the job")
+    .unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "numbering the job returned no id", None));
+    Spi::run_with_args(
         &format!(
-            "INSERT INTO {} (model, source, options, settings, status) VALUES ($1, $2, $3, $4, 'queued') RETURNING job_id",
+            "INSERT INTO {} (job_id, model, source, options, settings, status) VALUES ($1, $2, $3, $4, $5, 'queued')",
             jobs_table()
         ),
-        &[model.into(), source.trim().into(), JsonB(options).into(), JsonB(settings).into()],
+        &[job_id.into(), model.into(), source.trim().into(), JsonB(options).into(), JsonB(settings).into()],
     )
-    .or_raise("queueing the job")
-    .unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "queueing the job returned no id", None));
-    trim_history();
+    .or_raise("queueing the job");
     launch_runner_at_commit();
     job_id
 }

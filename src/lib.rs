@@ -45,11 +45,13 @@ pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("../sql/synthetic.sql", name = "synthetic");
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
-/// Runs at load time, possibly in the postmaster (shared_preload_libraries): registers GUCs
-/// only. libtorch is not part of this library at all (see src/trainer.rs).
+/// Runs at load time, possibly in the postmaster (shared_preload_libraries): registers GUCs,
+/// and when preloaded the job launcher (src/worker.rs), which starts no process before the
+/// server is up. libtorch is not part of this library at all (see src/trainer.rs).
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
+    worker::register_launcher();
 }
 
 #[cfg(test)]

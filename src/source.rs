@@ -160,7 +160,8 @@ fn id_cast(kind: IdKind) -> &'static str {
 
 /// Streams the source into deduplicated interactions. Rows with a NULL id are counted and
 /// skipped; with `min_rating`, rows rated below it (or unrated) are not interactions.
-pub fn read(shape: &SourceShape, min_rating: Option<f64>) -> Interactions {
+/// `rows_read` sees the running count after each fetched batch (for progress).
+pub fn read(shape: &SourceShape, min_rating: Option<f64>, rows_read: &mut dyn FnMut(u64)) -> Interactions {
     if min_rating.is_some() && !shape.has_rating {
         missing_column(
             "source",
@@ -190,6 +191,7 @@ pub fn read(shape: &SourceShape, min_rating: Option<f64>) -> Interactions {
             if table.is_null() || unsafe { (*table).numvals } == 0 {
                 break;
             }
+            rows_read(b.rows_read as u64);
             let (rows, desc) = unsafe { ((*table).numvals as usize, (*table).tupdesc) };
             for j in 0..rows {
                 let tuple = unsafe { *(*table).vals.add(j) };

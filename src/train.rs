@@ -152,9 +152,16 @@ pub struct Prepared {
 
 /// Reads `source` and completes `planned` for it; with `warm_start`, maps the active
 /// version's weights onto the data's ids.
-pub fn prepare(model: &str, source: &str, options: &TrainOptions<'_>, planned: TrainConfig) -> Prepared {
+pub fn prepare(
+    model: &str,
+    source: &str,
+    options: &TrainOptions<'_>,
+    planned: TrainConfig,
+    progress: &mut Progress,
+) -> Prepared {
     let shape = source::describe(source);
-    let data = source::read(&shape, planned.min_rating);
+    progress.set_phase("reading source");
+    let data = source::read(&shape, planned.min_rating, &mut |rows| progress.on_rows_read(rows));
     let skipped = &data.skipped;
     if data.is_empty() {
         invalid_argument_hint(
@@ -275,8 +282,7 @@ fn run(model: &str, source: &str, options: &TrainOptions<'_>) -> TrainRow {
     storage::lock_for_training(model);
     let started = jobs::now();
     let mut progress = Progress::start(None, model, &jobs::current_user(), planned_phases(&planned));
-    progress.set_phase("reading source");
-    let prepared = prepare(model, source, options, planned);
+    let prepared = prepare(model, source, options, planned, &mut progress);
     let (weights, summary) = trainer::train(
         &prepared.data,
         &prepared.cfg,

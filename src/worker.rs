@@ -15,7 +15,7 @@ use crate::train::{plan, planned_phases, prepare, record, result_row};
 use crate::trainer;
 use neumf_core::codec::ModelArtifact;
 use neumf_core::options::TrainOptions;
-use pgrx::bgworkers::BackgroundWorker;
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -85,6 +85,8 @@ fn abort_open_transaction() {
 /// Runs `body` as `role` (like SET ROLE, in a security-restricted context as autovacuum
 /// runs index functions), with the job's settings local to this transaction.
 fn as_submitter<R>(job: &Job, body: impl FnOnce() -> R) -> R {
+    // The database's default search_path unless the job recorded the submitter's.
+    Spi::run("SET LOCAL search_path TO DEFAULT").or_raise("resetting search_path");
     Spi::run_with_args(
         "SELECT pg_catalog.set_config(key, value, true) FROM pg_catalog.jsonb_each_text($1)",
         &[JsonB(job.settings.clone()).into()],
@@ -177,7 +179,20 @@ fn claim() -> Option<(Job, Progress)> {
 }
 
 fn run_queue() -> Result<(), String> {
-    transaction(|| Spi::run("SET search_path = pg_catalog").or_raise("setting search_path"));
+    // A database without neumf, or with SQL older than the job table, has no queue to run
+    // (the launcher starts a runner in every database).
+    let has_queue = transaction(|| {
+        Spi::run("SET search_path = pg_catalog").or_raise("setting search_path");
+        Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_class c \
+             ON c.relnamespace = e.extnamespace AND c.relname = 'neumf_job_runs' WHERE e.extname = 'neumf')",
+        )
+        .or_raise("looking for neumf's job table")
+            == Some(true)
+    });
+    if !has_queue {
+        return Ok(());
+    }
     loop {
         let Some(slot) = transaction(take_slot) else {
             // Every slot is busy: their runners start the next job when they finish.
@@ -277,8 +292,7 @@ fn run_job(job: &Job, progress: &mut Progress) {
         as_submitter(job, || {
             let planned = plan(model, &options);
             progress.set_phases(planned_phases(&planned));
-            progress.set_phase("reading source");
-            prepare(model, source, &options, planned)
+            prepare(model, source, &options, planned, progress)
         })
     });
     // Nothing is open here: no transaction, no snapshot holding back VACUUM.
@@ -303,6 +317,7 @@ fn run_job(job: &Job, progress: &mut Progress) {
             &[job.id.into(), version.into(), JsonB(result_json(&row)).into()],
         )
         .or_raise("recording the job's result");
+        crate::jobs::trim_history();
     });
 }
 
@@ -351,4 +366,68 @@ fn record_failure(job_id: i64, e: &CaughtError) {
         abort_open_transaction();
         pgrx::log!("neumf job {job_id}: {status}: {error} (could not be recorded)");
     }
+}
+
+/// Entry point of the `neumf job launcher`, registered when neumf is in
+/// `shared_preload_libraries`: after every server start (and restart after a crash) it starts
+/// a job runner in each database that accepts connections, so jobs queued before the restart
+/// resume and jobs whose worker died are marked failed without waiting for someone to call a
+/// job function. It then sleeps until shutdown, so a crash restart starts it again.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn neumf_job_launcher_main(_argument: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
+    // No database: only shared catalogs (pg_database) are read.
+    BackgroundWorker::connect_worker_to_spi(None, None);
+    for database in transaction(connectable_databases) {
+        if !crate::jobs::launch_runner_for(database) {
+            pgrx::log!(
+                "neumf job launcher: no background worker slot free to resume the queue of database {database:?}"
+            );
+        }
+    }
+    while BackgroundWorker::wait_latch(None) {
+        if BackgroundWorker::sigterm_received() {
+            break;
+        }
+    }
+}
+
+fn connectable_databases() -> Vec<pg_sys::Oid> {
+    let mut databases = Vec::new();
+    // SAFETY: a catalog heap scan of pg_database inside a transaction, as autovacuum's
+    // launcher does it; every pointer comes from PostgreSQL and is released below.
+    unsafe {
+        let relation = pg_sys::table_open(pg_sys::DatabaseRelationId, pg_sys::AccessShareLock as i32);
+        let scan = pg_sys::table_beginscan_catalog(relation, 0, std::ptr::null_mut());
+        loop {
+            let tuple = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tuple.is_null() {
+                break;
+            }
+            let database = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_database>(tuple);
+            if (*database).datallowconn {
+                databases.push((*database).oid);
+            }
+        }
+        pg_sys::table_endscan(scan);
+        pg_sys::table_close(relation, pg_sys::AccessShareLock as i32);
+    }
+    databases
+}
+
+/// Registers the launcher; only possible while the postmaster loads shared_preload_libraries.
+pub fn register_launcher() {
+    // SAFETY: a flag PostgreSQL sets while it loads the preload libraries.
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    BackgroundWorkerBuilder::new("neumf job launcher")
+        .set_type("neumf job launcher")
+        .set_library("neumf")
+        .set_function("neumf_job_launcher_main")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(std::time::Duration::from_secs(10)))
+        .load();
 }

@@ -129,7 +129,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/jobs.rs:266
+-- src/jobs.rs:295
 -- neumf::jobs::_neumf_wait
 CREATE  FUNCTION "_neumf_wait"(
 	"job_id" bigint, /* Option < i64 > */
@@ -166,7 +166,7 @@ AS 'MODULE_PATHNAME', 'neumf_cache_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/jobs.rs:220
+-- src/jobs.rs:249
 -- neumf::jobs::neumf_cancel
 CREATE  FUNCTION "neumf_cancel"(
 	"job_id" bigint /* i64 */
@@ -221,7 +221,7 @@ AS 'MODULE_PATHNAME', 'neumf_export_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/job_progress.rs:239
+-- src/job_progress.rs:260
 -- neumf::job_progress::neumf_job_progress
 CREATE  FUNCTION "neumf_job_progress"() RETURNS TABLE (
 	"pid" INT,  /* i32 */
@@ -422,7 +422,7 @@ AS 'MODULE_PATHNAME', 'neumf_train_0_3_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/jobs.rs:104
+-- src/jobs.rs:127
 -- neumf::jobs::neumf_train_async
 CREATE  FUNCTION "neumf_train_async"(
 	"model" TEXT, /* Option < & str > */

@@ -113,9 +113,27 @@ t_job_restart_fails_the_running_job_and_resumes_the_queue() {
   wait_training "$running" || return 1
   cluster restart
   assert_eq "$(job_field "$running" status)" "failed" "the job running at shutdown is failed"
-  assert_eq "$(qc "SELECT status FROM neumf_wait($queued, '120 s')")" "succeeded" "the queued job runs after the restart"
+  # neumf is preloaded here, so its launcher resumes the queue at startup, with no call to a
+  # job function (without preloading, the next neumf_train_async or neumf_wait does).
+  wait_until "(SELECT status = 'succeeded' FROM neumf_job_runs WHERE job_id = $queued)" 120 >/dev/null \
+    || fail "the queued job did not run after the restart: $(qc "SELECT status FROM neumf_job_runs WHERE job_id = $queued")"
   assert_eq "$(qc "SELECT status FROM neumf_job_runs WHERE job_id = $running")" "failed" "and the failed job's row says so"
+  assert_eq "$(qc "SELECT status FROM neumf_wait($queued, '0 s')")" "succeeded" "neumf_wait returns the finished job"
   assert_eq "$(qc "SELECT count(*) FROM neumf_models WHERE model = 'jr_next' AND active")" "1" "the queued job's version is active"
+}
+
+t_job_queue_resumes_without_preloading() {
+  small_table jp_small
+  cluster stop
+  NEUMF_PG_OPTIONS="-c shared_preload_libraries=''" cluster start
+  [ -z "$(qc "SHOW shared_preload_libraries")" ] || { fail "could not start without preloading"; cluster restart; return 1; }
+  local job; job=$(qc "SELECT neumf_train_async('jp_model', 'jp_small', epochs => 1)")
+  assert_eq "$(qc "SELECT status FROM neumf_wait($job, '120 s')")" "succeeded" "a job runs without shared_preload_libraries"
+  # A job queued while no runner could start (here: written straight into the queue, as if
+  # every worker slot had been busy) is started by neumf_wait.
+  local stranded; stranded=$(qc "INSERT INTO neumf_job_runs (model, source, options, status) VALUES ('jp_model', 'jp_small', '{\"epochs\": 1, \"threads\": 1}', 'queued') RETURNING job_id")
+  assert_eq "$(qc "SELECT status FROM neumf_wait($stranded, '120 s')")" "succeeded" "neumf_wait starts a runner for a stranded queue"
+  cluster restart
 }
 
 t_pg_cron_schedules_a_retrain() {

@@ -62,3 +62,25 @@ REVOKE ALL ON neumf_jobs FROM jb_other;
 DROP ROLE jb_other;
 -- Nothing is left running.
 SELECT count(*) AS unfinished FROM neumf_jobs WHERE status IN ('queued', 'running') AND model LIKE 'jb%';
+-- A job runs as the role that submitted it: with the grants the README names, an ordinary role
+-- trains; the source is read with that role's privileges.
+CREATE ROLE jb_trainer;
+GRANT SELECT, INSERT, UPDATE, DELETE ON neumf_model_versions, neumf_model_chunks TO jb_trainer;
+GRANT INSERT ON neumf_job_runs TO jb_trainer;
+GRANT USAGE ON SEQUENCE neumf_job_runs_job_id_seq TO jb_trainer;
+GRANT SELECT ON neumf_jobs TO jb_trainer;
+GRANT SELECT ON jb_small TO jb_trainer;
+CREATE TABLE jb_secret AS SELECT * FROM jb_small;
+SET ROLE jb_trainer;
+SELECT neumf_train_async('jb_by_trainer', 'jb_small', epochs => 1, validation => false) AS by_trainer \gset
+SELECT neumf_train_async('jb_by_trainer', 'jb_secret', epochs => 1, validation => false) AS no_access \gset
+RESET ROLE;
+SELECT status, submitted_by FROM neumf_wait(:by_trainer, '120 s');
+SELECT trained_by FROM neumf_models WHERE model = 'jb_by_trainer';
+SELECT status, error FROM neumf_wait(:no_access, '120 s');
+DROP TABLE jb_secret;
+SELECT neumf_drop('jb_by_trainer');
+REVOKE ALL ON neumf_model_versions, neumf_model_chunks, neumf_job_runs, neumf_jobs, jb_small FROM jb_trainer;
+REVOKE ALL ON SEQUENCE neumf_job_runs_job_id_seq FROM jb_trainer;
+DELETE FROM neumf_job_runs WHERE submitted_by = 'jb_trainer';
+DROP ROLE jb_trainer;
