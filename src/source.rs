@@ -191,7 +191,7 @@ pub fn read(shape: &SourceShape, min_rating: Option<f64>, rows_read: &mut dyn Fn
             if table.is_null() || unsafe { (*table).numvals } == 0 {
                 break;
             }
-            rows_read(b.rows_read as u64);
+            rows_read(b.rows_read);
             let (rows, desc) = unsafe { ((*table).numvals as usize, (*table).tupdesc) };
             for j in 0..rows {
                 let tuple = unsafe { *(*table).vals.add(j) };
