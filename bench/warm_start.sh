@@ -7,9 +7,10 @@
 # misses). Goal: HR@10 and NDCG@10 within 0.01 of from-scratch at ≤ 0.3× its training time.
 #   bench/warm_start.sh            the benchmark
 #   bench/warm_start.sh sweep      how the warm-start defaults were chosen: warm starts with
-#                                  several epoch budgets and learning rates, compared on the
-#                                  validation holdout only (each user's latest interaction,
-#                                  kept out of the earlier model's data so it is unseen)
+#                                  several epoch budgets and learning rates, early-stopped and
+#                                  compared on the validation holdout only (each user's latest
+#                                  interaction, kept out of the earlier model's data so it is
+#                                  unseen); the default epochs are the best epoch found there
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(cd "$here/.." && pwd)
 . "$repo/scripts/env.sh"
@@ -24,6 +25,7 @@ q() { psql -X -q -tA -v ON_ERROR_STOP=1 -c "$1"; }
 "$repo/scripts/cluster.sh" start
 psql -X -q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'neumf_bench'" | grep -q 1 || psql -X -q -d postgres -c "CREATE DATABASE neumf_bench"
 ensure_current_extension
+q "DROP VIEW IF EXISTS ml_train_early_unseen, ml_train_early"
 load_ml100k "$d"
 cutoff=$(q "SELECT percentile_disc(0.9) WITHIN GROUP (ORDER BY ts) FROM ml_train")
 q "CREATE OR REPLACE VIEW ml_train_early AS SELECT * FROM ml_train WHERE ts <= $cutoff"
@@ -34,34 +36,47 @@ test_metrics() {
      FROM neumf_evaluate('$1', 'SELECT user_id, item_id, negatives FROM ml_test')"
 }
 # neumf_train's "train_seconds|validation_hr|validation_ndcg|epochs_run" for a call's arguments.
-train() { q "SELECT round(train_seconds::numeric, 2) || '|' || round(validation_hr::numeric, 4) || '|' || round(validation_ndcg::numeric, 4) || '|' || epochs_run FROM neumf_train($1)"; }
+train() { q "SELECT round(train_seconds::numeric, 2) || '|' || coalesce(round(validation_hr::numeric, 4)::text, '-') || '|' || coalesce(round(validation_ndcg::numeric, 4)::text, '-') || '|' || epochs_run FROM neumf_train($1)"; }
 
 if [ "${1:-}" = sweep ]; then
   # The warm run's validation holdout is each user's latest interaction in ml_train (by ts);
-  # the earlier model never sees those rows, so its memory cannot flatter a setting.
+  # the earlier model never sees those rows, so its memory cannot flatter a setting. Every
+  # warm start here validates (early stopping on that holdout, then a refit on everything).
   q "CREATE OR REPLACE VIEW ml_train_early_unseen AS
      SELECT * FROM ml_train_early e
      WHERE (e.user_id, e.ts) NOT IN (SELECT user_id, max(ts) FROM ml_train GROUP BY user_id)"
-  echo "earlier model (defaults, without the validation rows): $(train "'ws_sweep_base', 'ml_train_early_unseen'")"
-  base_lr=$(q "SELECT (hyperparameters->>'learning_rate')::float8 FROM neumf_models WHERE model = 'ws_sweep_base' AND active")
-  echo "from scratch on everything: seconds|validation HR@10|NDCG@10|epochs = $(train "'ws_sweep_scratch', 'ml_train'")"
-  for lr_factor in 1 0.3; do
-    for epochs in 3 5 10 20; do
-      q "SELECT neumf_activate('ws_sweep_base', 1)" >/dev/null
-      echo "warm start, epochs => $epochs, learning rate × $lr_factor: $(train "'ws_sweep_base', 'ml_train', warm_start => true, epochs => $epochs, learning_rate => $base_lr * $lr_factor, activate => false")"
+  echo "seconds|validation HR@10|NDCG@10|epochs of the final phase"
+  for seed in ${WARM_START_SEEDS:-42 1}; do
+    echo "seed $seed: earlier model (defaults, without the validation rows): $(train "'ws_sweep_$seed', 'ml_train_early_unseen', seed => $seed")"
+    base_lr=$(q "SELECT (hyperparameters->>'learning_rate')::float8 FROM neumf_models WHERE model = 'ws_sweep_$seed' AND active")
+    echo "seed $seed: from scratch on everything: $(train "'ws_sweep_scratch_$seed', 'ml_train', seed => $seed")"
+    for lr_factor in 0.3 1; do
+      for decay in default 0; do
+        extra=""; [ "$decay" = default ] || extra=", weight_decay => $decay"
+        echo "seed $seed: warm start, learning rate × $lr_factor, weight decay $decay: $(train "'ws_sweep_$seed', 'ml_train', warm_start => true, seed => $seed, epochs => 20, learning_rate => $base_lr * $lr_factor, validation => true, activate => false$extra")"
+      done
     done
   done
   exit 0
 fi
 
-early=$(train "'ws_bench', 'ml_train_early'")
-echo "earlier model (defaults on the first 90%): ${early%%|*} s"
-warm=$(train "'ws_bench', 'ml_train', warm_start => true")
-warm_test=$(test_metrics ws_bench)
-scratch=$(train "'ws_bench_scratch', 'ml_train'")
-scratch_test=$(test_metrics ws_bench_scratch)
-ws=${warm%%|*}; ss=${scratch%%|*}
-printf '%-26s %10s %9s %9s %8s\n' "" "train s" "HR@10" "NDCG@10" "epochs"
-printf '%-26s %10s %9s %9s %8s\n' "from scratch (baseline)" "$ss" "${scratch_test%|*}" "${scratch_test#*|}" "$(echo "$scratch" | cut -d'|' -f4)"
-printf '%-26s %10s %9s %9s %8s\n' "warm start" "$ws" "${warm_test%|*}" "${warm_test#*|}" "$(echo "$warm" | cut -d'|' -f4)"
-echo "warm / scratch time: $(ratio "$ws" "$ss") (goal ≤ 0.30); HR@10 difference $(awk "BEGIN { printf \"%+.4f\", ${warm_test%|*} - ${scratch_test%|*} }"), NDCG@10 difference $(awk "BEGIN { printf \"%+.4f\", ${warm_test#*|} - ${scratch_test#*|} }") (goal within ±0.01)"
+# Per seed: the earlier model, its warm start on everything, and from scratch on everything.
+# One seed moves ML-100K's HR@10 by about ±0.015 (bench/README.md), more than the goal's
+# ±0.01, so the comparison is over several seeds.
+seeds=${WARM_START_SEEDS:-42 1 2}
+printf '%-6s %-14s %9s %9s %9s\n' seed "" "train s" "HR@10" "NDCG@10"
+rows=()
+for seed in $seeds; do
+  train "'ws_bench_$seed', 'ml_train_early', seed => $seed" >/dev/null
+  warm=$(train "'ws_bench_$seed', 'ml_train', warm_start => true, seed => $seed")
+  warm_test=$(test_metrics "ws_bench_$seed")
+  scratch=$(train "'ws_scratch_$seed', 'ml_train', seed => $seed")
+  scratch_test=$(test_metrics "ws_scratch_$seed")
+  printf '%-6s %-14s %9s %9s %9s\n' "$seed" "from scratch" "${scratch%%|*}" "${scratch_test%|*}" "${scratch_test#*|}"
+  printf '%-6s %-14s %9s %9s %9s\n' "$seed" "warm start" "${warm%%|*}" "${warm_test%|*}" "${warm_test#*|}"
+  rows+=("${scratch%%|*} ${scratch_test%|*} ${scratch_test#*|} ${warm%%|*} ${warm_test%|*} ${warm_test#*|}")
+done
+printf '%s\n' "${rows[@]}" | awk '{ st += $1; sh += $2; sn += $3; wt += $4; wh += $5; wn += $6 } END {
+  n = NR; printf "mean   from scratch   %9.2f %9.4f %9.4f\n", st / n, sh / n, sn / n
+  printf "mean   warm start     %9.2f %9.4f %9.4f\n", wt / n, wh / n, wn / n
+  printf "warm / scratch time %.2f (goal <= 0.30); HR@10 %+.4f, NDCG@10 %+.4f (goal within +-0.01), means over %d seeds\n", wt / st, (wh - sh) / n, (wn - sn) / n, n }'

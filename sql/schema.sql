@@ -64,3 +64,32 @@ CREATE TABLE neumf_job_runs (
     error         text
 );
 CREATE INDEX neumf_job_runs_pending ON neumf_job_runs (job_id) WHERE status IN ('queued', 'running');
+-- Who submitted a job is who inserted it, and a job's definition never changes afterwards: the
+-- job runs as that role (src/worker.rs), so neither may be forged through the table. Only
+-- members of the submitting role may change (cancel) or delete a job.
+CREATE FUNCTION neumf_job_runs_guard() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        NEW.submitted_by := current_user;
+        RETURN NEW;
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, OLD.submitted_by, 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for neumf job %', OLD.job_id
+            USING ERRCODE = '42501',
+                  HINT = pg_catalog.format('Only members of role "%s", which submitted it, may change or delete it.', OLD.submitted_by);
+    END IF;
+    IF TG_OP = 'UPDATE'
+       AND (NEW.job_id, NEW.model, NEW.source, NEW.options, NEW.settings, NEW.synchronous, NEW.submitted_by, NEW.queued_at)
+           IS DISTINCT FROM
+           (OLD.job_id, OLD.model, OLD.source, OLD.options, OLD.settings, OLD.synchronous, OLD.submitted_by, OLD.queued_at) THEN
+        RAISE EXCEPTION 'the definition of neumf job % cannot be changed', OLD.job_id
+            USING ERRCODE = '42501', HINT = 'Cancel it with neumf_cancel() and submit a new one.';
+    END IF;
+    RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+CREATE TRIGGER neumf_job_runs_guard
+    BEFORE INSERT OR UPDATE OR DELETE ON neumf_job_runs
+    FOR EACH ROW EXECUTE FUNCTION neumf_job_runs_guard();

@@ -50,6 +50,9 @@ pub struct ProgressRecord {
     /// Unix seconds.
     pub started_at: f64,
     pub updated_at: f64,
+    /// Written by a job's worker after it recorded the outcome, just before it exits.
+    #[serde(default)]
+    pub ended: bool,
 }
 
 fn unix_now() -> f64 {
@@ -77,6 +80,8 @@ pub struct Progress {
     /// Phases still to come after the current one, with their epoch budgets.
     remaining_phases: Vec<(String, usize)>,
     last_write: Option<Instant>,
+    /// `finish` was called: the file stays, marked ended.
+    finished: bool,
     /// Whether the first batch has run.
     training: bool,
     epoch_started: Instant,
@@ -107,9 +112,11 @@ impl Progress {
                 eta_seconds: None,
                 started_at: now,
                 updated_at: now,
+                ended: false,
             },
             remaining_phases: phases,
             last_write: None,
+            finished: false,
             training: false,
             epoch_started: Instant::now(),
             last_epoch_seconds: None,
@@ -129,6 +136,16 @@ impl Progress {
     /// The phases training will go through, once the configuration is known.
     pub fn set_phases(&mut self, phases: Vec<(String, usize)>) {
         self.remaining_phases = phases;
+    }
+
+    /// For a job's worker, once the job's outcome is committed: the file stays a while, marked
+    /// ended, so that a statement whose snapshot still sees the job running does not take the
+    /// exited worker for a dead one.
+    pub fn finish(mut self) {
+        self.record.ended = true;
+        self.record.eta_seconds = None;
+        self.write();
+        self.finished = true;
     }
 
     /// A step outside training (reading the source, storing the model, waiting for a lock).
@@ -210,7 +227,9 @@ impl Progress {
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(path_of(self.record.pid));
+        if !self.finished {
+            let _ = std::fs::remove_file(path_of(self.record.pid));
+        }
     }
 }
 
@@ -219,7 +238,12 @@ fn process_alive(pid: i32) -> bool {
     pid > 0 && unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
 }
 
-/// Every live training's progress on this server. Stale files are deleted on the way.
+/// How long a job's ended marker is kept: longer than any statement that could have taken its
+/// snapshot before the job's outcome committed and still be reading the view.
+const ENDED_KEPT_SECONDS: f64 = 60.0;
+
+/// Every live training's progress on this server, and the jobs that ended in the last minute
+/// (`ended`). Stale files are deleted on the way.
 pub fn running() -> Vec<ProgressRecord> {
     let Ok(entries) = std::fs::read_dir(DIRECTORY) else { return Vec::new() };
     let mut out = Vec::new();
@@ -229,8 +253,14 @@ pub fn running() -> Vec<ProgressRecord> {
             continue;
         }
         let Ok(bytes) = std::fs::read(entry.path()) else { continue };
+        let now = unix_now();
         match serde_json::from_slice::<ProgressRecord>(&bytes) {
-            Ok(r) if r.postmaster_start == postmaster_start() && process_alive(r.pid) => out.push(r),
+            Ok(r)
+                if r.postmaster_start == postmaster_start()
+                    && if r.ended { now - r.updated_at < ENDED_KEPT_SECONDS } else { process_alive(r.pid) } =>
+            {
+                out.push(r)
+            }
             // Torn files cannot happen (rename), so anything else is stale.
             _ => {
                 let _ = std::fs::remove_file(entry.path());
@@ -241,7 +271,7 @@ pub fn running() -> Vec<ProgressRecord> {
     out
 }
 
-/// Job ids with a live worker (ids are per database; so is this list).
+/// Job ids with a live worker or that ended just now (ids are per database; so is this list).
 pub fn live_job_ids() -> Vec<i64> {
     // SAFETY: set when the backend connects.
     let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
@@ -252,10 +282,11 @@ pub fn live_job_ids() -> Vec<i64> {
 pub fn worker_of(job_id: i64) -> Option<i32> {
     // SAFETY: set when the backend connects.
     let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
-    running().into_iter().find(|r| r.database == database && r.job_id == Some(job_id)).map(|r| r.pid)
+    running().into_iter().find(|r| r.database == database && r.job_id == Some(job_id) && !r.ended).map(|r| r.pid)
 }
 
-/// Every training running on this server right now, as the `neumf_jobs` view shows it.
+/// Every training running in this database right now, as the `neumf_jobs` view shows it; a
+/// job that ended in the last minute is listed without its progress fields.
 #[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn neumf_job_progress() -> TableIterator<
@@ -265,10 +296,10 @@ fn neumf_job_progress() -> TableIterator<
         name!(job_id, Option<i64>),
         name!(model, String),
         name!(submitted_by, String),
-        name!(phase, String),
-        name!(epoch, i32),
-        name!(epochs, i32),
-        name!(epoch_progress, f64),
+        name!(phase, Option<String>),
+        name!(epoch, Option<i32>),
+        name!(epochs, Option<i32>),
+        name!(epoch_progress, Option<f64>),
         name!(loss, Option<f64>),
         name!(validation_hr, Option<f64>),
         name!(validation_ndcg, Option<f64>),
@@ -281,20 +312,21 @@ fn neumf_job_progress() -> TableIterator<
     // SAFETY: set when the backend connects.
     let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
     TableIterator::new(running().into_iter().filter(move |r| r.database == database).map(|r| {
+        let live = !r.ended;
         (
             r.pid,
             r.job_id,
             r.model,
             r.user,
-            r.phase,
-            r.epoch,
-            r.epochs,
-            r.epoch_progress,
-            r.loss,
-            r.validation_hr,
-            r.validation_ndcg,
-            r.samples_per_second,
-            r.eta_seconds,
+            live.then_some(r.phase),
+            live.then_some(r.epoch),
+            live.then_some(r.epochs),
+            live.then_some(r.epoch_progress),
+            r.loss.filter(|_| live),
+            r.validation_hr.filter(|_| live),
+            r.validation_ndcg.filter(|_| live),
+            r.samples_per_second.filter(|_| live),
+            r.eta_seconds.filter(|_| live),
             r.started_at,
             r.updated_at,
         )

@@ -29,7 +29,9 @@ pub fn current_user() -> String {
 }
 
 /// The settings a job runs with: the submitter's, as they were when it was submitted.
-const CAPTURED_SETTINGS: [&str; 4] = ["search_path", "neumf.fetch_rows", "neumf.chunk_size", "neumf.keep_versions"];
+/// The worker applies these keys only, as the submitter, whatever else a job row holds.
+pub const CAPTURED_SETTINGS: [&str; 5] =
+    ["search_path", "neumf.train_threads", "neumf.fetch_rows", "neumf.chunk_size", "neumf.keep_versions"];
 
 const DEAD_WORKER: &str =
     "the job's worker exited before finishing (terminated, crashed, or the server restarted); submit it again";
@@ -54,7 +56,8 @@ pub fn reap_dead_jobs() {
     Spi::run_with_args(
         &format!(
             "UPDATE {} SET status = 'failed', finished_at = now(), error = $2 \
-             WHERE status = 'running' AND job_id <> ALL($1)",
+             WHERE status = 'running' AND job_id <> ALL($1) \
+             AND pg_catalog.pg_has_role(current_user, submitted_by, 'MEMBER')",
             jobs_table()
         ),
         &[live.into(), DEAD_WORKER.into()],
@@ -70,7 +73,8 @@ pub fn trim_history() {
     Spi::run_with_args(
         &format!(
             "DELETE FROM {t} WHERE status IN ('succeeded', 'failed', 'cancelled') AND job_id < \
-             (SELECT min(job_id) FROM (SELECT job_id FROM {t} ORDER BY job_id DESC LIMIT $1) newest)",
+             (SELECT min(job_id) FROM (SELECT job_id FROM {t} ORDER BY job_id DESC LIMIT $1) newest) \
+             AND pg_catalog.pg_has_role(current_user, submitted_by, 'MEMBER')",
             t = jobs_table()
         ),
         &[(guc::JOB_HISTORY.get() as i64).into()],
@@ -355,18 +359,24 @@ fn wait_for_job(job_id: Option<i64>, timeout_seconds: Option<f64>) -> bool {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
-        // SAFETY: waits on this backend's latch; interrupts are checked right after.
-        unsafe {
-            pg_sys::WaitLatch(
-                pg_sys::MyLatch,
-                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-                100,
-                pg_sys::PG_WAIT_EXTENSION,
-            );
-            pg_sys::ResetLatch(pg_sys::MyLatch);
-        }
-        pg_sys::check_for_interrupts!();
+        pause(100);
     }
+}
+
+/// Sleeps up to `milliseconds` on this process's latch, then honours any interrupt (cancel,
+/// termination): the waits of `neumf_wait` and of the job runner.
+pub fn pause(milliseconds: i64) {
+    // SAFETY: waits on this process's own latch.
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+            milliseconds,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+    pg_sys::check_for_interrupts!();
 }
 
 /// A successful synchronous `neumf_train` leaves a row in the job history too (in the

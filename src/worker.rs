@@ -10,7 +10,7 @@
 
 use crate::errors::OrRaise;
 use crate::job_progress::Progress;
-use crate::jobs::{jobs_table, launch_runner, reap_dead_jobs, result_json};
+use crate::jobs::{jobs_table, launch_runner, pause, reap_dead_jobs, result_json, CAPTURED_SETTINGS};
 use crate::train::{plan, planned_phases, prepare, record, result_row};
 use crate::trainer;
 use neumf_core::codec::ModelArtifact;
@@ -82,16 +82,10 @@ fn abort_open_transaction() {
     }
 }
 
-/// Runs `body` as `role` (like SET ROLE, in a security-restricted context as autovacuum
-/// runs index functions), with the job's settings local to this transaction.
+/// Runs `body` as the job's role (like SET ROLE, in a security-restricted context as
+/// autovacuum runs index functions), with the job's recorded settings local to this
+/// transaction, applied as that role.
 fn as_submitter<R>(job: &Job, body: impl FnOnce() -> R) -> R {
-    // The database's default search_path unless the job recorded the submitter's.
-    Spi::run("SET LOCAL search_path TO DEFAULT").or_raise("resetting search_path");
-    Spi::run_with_args(
-        "SELECT pg_catalog.set_config(key, value, true) FROM pg_catalog.jsonb_each_text($1)",
-        &[JsonB(job.settings.clone()).into()],
-    )
-    .or_raise("applying the job's settings");
     let (mut saved_user, mut saved_context) = (pg_sys::Oid::INVALID, 0);
     // SAFETY: saved and restored around body; an error aborts the transaction, which
     // restores them too.
@@ -102,6 +96,16 @@ fn as_submitter<R>(job: &Job, body: impl FnOnce() -> R) -> R {
             saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
     }
+    // The database's defaults unless the job recorded the submitter's (only the captured keys).
+    Spi::run("SET LOCAL search_path TO DEFAULT").or_raise("resetting search_path");
+    Spi::run_with_args(
+        "SELECT pg_catalog.set_config(key, value, true) FROM pg_catalog.jsonb_each_text($1) WHERE key = ANY($2)",
+        &[
+            JsonB(job.settings.clone()).into(),
+            CAPTURED_SETTINGS.iter().map(|s| s.to_string()).collect::<Vec<_>>().into(),
+        ],
+    )
+    .or_raise("applying the job's settings");
     let result = body();
     // SAFETY: see above.
     unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
@@ -213,7 +217,7 @@ fn run_queue() -> Result<(), String> {
                     abort_open_transaction();
                     record_failure(job.id, &e);
                 }
-                drop(progress);
+                progress.finish();
                 let more = transaction(|| {
                     // The slot and the model's training lock, before the next runner starts.
                     Spi::run("SELECT pg_catalog.pg_advisory_unlock_all()").or_raise("releasing the job's locks");
@@ -233,17 +237,7 @@ fn run_queue() -> Result<(), String> {
                 }) {
                     return Ok(());
                 }
-                // SAFETY: a short sleep on this process's latch before trying again.
-                unsafe {
-                    pg_sys::WaitLatch(
-                        pg_sys::MyLatch,
-                        (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-                        200,
-                        pg_sys::PG_WAIT_EXTENSION,
-                    );
-                    pg_sys::ResetLatch(pg_sys::MyLatch);
-                }
-                pg_sys::check_for_interrupts!();
+                pause(200);
             }
         }
     }
@@ -264,32 +258,33 @@ fn lock_model(job: &Job, progress: &mut Progress) {
             return;
         }
         progress.set_phase("waiting for another training of this model");
-        // SAFETY: sleep on this process's latch; interrupts (cancel) are checked right after.
-        unsafe {
-            pg_sys::WaitLatch(
-                pg_sys::MyLatch,
-                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-                500,
-                pg_sys::PG_WAIT_EXTENSION,
-            );
-            pg_sys::ResetLatch(pg_sys::MyLatch);
-        }
-        pg_sys::check_for_interrupts!();
+        pause(500);
+    }
+}
+
+/// What `pg_stat_activity.query` shows for this worker.
+fn report_activity(text: &str) {
+    if let Ok(text) = std::ffi::CString::new(text) {
+        // SAFETY: PostgreSQL copies the string into this backend's status entry.
+        unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, text.as_ptr()) };
     }
 }
 
 fn run_job(job: &Job, progress: &mut Progress) {
+    report_activity(&format!("neumf job {}: training model \"{}\" (neumf_jobs shows its progress)", job.id, job.model));
     if job.role == pg_sys::Oid::INVALID {
         crate::errors::wrong_state(
             "the role that submitted this job no longer exists",
             "Submit the job again as an existing role.",
         );
     }
-    let options = TrainOptions::deserialize(&job.options).or_raise("reading the job's options");
+    let mut options = TrainOptions::deserialize(&job.options).or_raise("reading the job's options");
     let (model, source) = (job.model.as_str(), job.source.as_str());
     lock_model(job, progress);
     let prepared = transaction(|| {
         as_submitter(job, || {
+            // From the setting (bounded), not from the row.
+            options.threads = crate::guc::TRAIN_THREADS.get() as usize;
             let planned = plan(model, &options);
             progress.set_phases(planned_phases(&planned));
             prepare(model, source, &options, planned, progress)

@@ -14,8 +14,9 @@ pub const MAX_MODEL_NAME_BYTES: usize = 63;
 /// validation needs this many such users.
 pub const MIN_VALIDATION_USERS: usize = 10;
 
-/// Epoch budget of a warm start when `epochs` is NULL (early stopping still applies).
-pub const WARM_START_EPOCHS: usize = 10;
+/// Epoch budget of a warm start when `epochs` is NULL; early stopping on the validation
+/// holdout ends it after a few (5–9 on MovieLens-100K: bench/warm_start.sh sweep).
+pub const WARM_START_EPOCHS: usize = 20;
 
 /// Why a model name was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,7 +270,9 @@ impl TrainOptions<'_> {
     /// weight decay, whether to validate, no recency weighting without timestamps; and checks
     /// what only the data can tell.
     pub fn for_data(&self, mut cfg: TrainConfig, data: &Interactions) -> Result<TrainConfig, OptionError> {
-        if self.weight_decay.is_none() {
+        // A warm start's few epochs fine-tune trained weights: decay would only shrink them
+        // (validated: bench/warm_start.sh sweep), so it defaults to none.
+        if self.weight_decay.is_none() && self.warm_start != Some(true) {
             // A timescale in epochs, so it needs the data's size; always valid by construction
             // (learning_rate × weight_decay = 1 / (5 × steps per epoch) ≤ 0.2).
             cfg = cfg.with_recommended_weight_decay(data.len());
@@ -412,5 +415,21 @@ mod tests {
         let json = serde_json::to_value(&o).unwrap();
         let back = TrainOptions::deserialize(&json).unwrap();
         assert_eq!(back, o);
+    }
+
+    #[test]
+    fn a_warm_start_skips_pretraining_and_weight_decay() {
+        let users: Vec<u32> = (0..60).map(|i| i / 3).collect();
+        let items: Vec<u32> = (0..60).map(|i| i % 7).collect();
+        let data = Interactions::from_pairs(20, 7, &users, &items, None);
+        let o = TrainOptions { warm_start: Some(true), batch_size: Some(16), threads: 1, ..Default::default() };
+        let cfg = o.for_data(o.resolve().unwrap(), &data).unwrap();
+        assert_eq!(cfg.epochs, WARM_START_EPOCHS);
+        assert!(!cfg.pretrain);
+        assert_eq!(cfg.weight_decay, 0.0);
+        assert_eq!(cfg.validation, Some(true), "early stopping still chooses the epochs");
+        let given = TrainOptions { epochs: Some(3), weight_decay: Some(0.01), ..o };
+        let cfg = given.for_data(given.resolve().unwrap(), &data).unwrap();
+        assert_eq!((cfg.epochs, cfg.weight_decay), (3, 0.01));
     }
 }

@@ -75,6 +75,35 @@ CREATE TABLE neumf_job_runs (
     error         text
 );
 CREATE INDEX neumf_job_runs_pending ON neumf_job_runs (job_id) WHERE status IN ('queued', 'running');
+-- Who submitted a job is who inserted it, and a job's definition never changes afterwards: the
+-- job runs as that role (src/worker.rs), so neither may be forged through the table. Only
+-- members of the submitting role may change (cancel) or delete a job.
+CREATE FUNCTION neumf_job_runs_guard() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        NEW.submitted_by := current_user;
+        RETURN NEW;
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, OLD.submitted_by, 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for neumf job %', OLD.job_id
+            USING ERRCODE = '42501',
+                  HINT = pg_catalog.format('Only members of role "%s", which submitted it, may change or delete it.', OLD.submitted_by);
+    END IF;
+    IF TG_OP = 'UPDATE'
+       AND (NEW.job_id, NEW.model, NEW.source, NEW.options, NEW.settings, NEW.synchronous, NEW.submitted_by, NEW.queued_at)
+           IS DISTINCT FROM
+           (OLD.job_id, OLD.model, OLD.source, OLD.options, OLD.settings, OLD.synchronous, OLD.submitted_by, OLD.queued_at) THEN
+        RAISE EXCEPTION 'the definition of neumf job % cannot be changed', OLD.job_id
+            USING ERRCODE = '42501', HINT = 'Cancel it with neumf_cancel() and submit a new one.';
+    END IF;
+    RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+CREATE TRIGGER neumf_job_runs_guard
+    BEFORE INSERT OR UPDATE OR DELETE ON neumf_job_runs
+    FOR EACH ROW EXECUTE FUNCTION neumf_job_runs_guard();
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -129,7 +158,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/jobs.rs:295
+-- src/jobs.rs:299
 -- neumf::jobs::_neumf_wait
 CREATE  FUNCTION "_neumf_wait"(
 	"job_id" bigint, /* Option < i64 > */
@@ -166,7 +195,7 @@ AS 'MODULE_PATHNAME', 'neumf_cache_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/jobs.rs:249
+-- src/jobs.rs:253
 -- neumf::jobs::neumf_cancel
 CREATE  FUNCTION "neumf_cancel"(
 	"job_id" bigint /* i64 */
@@ -221,17 +250,17 @@ AS 'MODULE_PATHNAME', 'neumf_export_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/job_progress.rs:260
+-- src/job_progress.rs:291
 -- neumf::job_progress::neumf_job_progress
 CREATE  FUNCTION "neumf_job_progress"() RETURNS TABLE (
 	"pid" INT,  /* i32 */
 	"job_id" bigint,  /* Option < i64 > */
 	"model" TEXT,  /* String */
 	"submitted_by" TEXT,  /* String */
-	"phase" TEXT,  /* String */
-	"epoch" INT,  /* i32 */
-	"epochs" INT,  /* i32 */
-	"epoch_progress" double precision,  /* f64 */
+	"phase" TEXT,  /* Option < String > */
+	"epoch" INT,  /* Option < i32 > */
+	"epochs" INT,  /* Option < i32 > */
+	"epoch_progress" double precision,  /* Option < f64 > */
 	"loss" double precision,  /* Option < f64 > */
 	"validation_hr" double precision,  /* Option < f64 > */
 	"validation_ndcg" double precision,  /* Option < f64 > */
@@ -422,7 +451,7 @@ AS 'MODULE_PATHNAME', 'neumf_train_0_3_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/jobs.rs:127
+-- src/jobs.rs:131
 -- neumf::jobs::neumf_train_async
 CREATE  FUNCTION "neumf_train_async"(
 	"model" TEXT, /* Option < & str > */

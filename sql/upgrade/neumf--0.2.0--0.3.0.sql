@@ -1,7 +1,7 @@
 -- neumf 0.2.0 → 0.3.0: training as background jobs, and warm start.
---   neumf_job_runs (table), neumf_jobs (view), neumf_job_progress(), neumf_train_async(),
---   neumf_cancel(), neumf_wait() over _neumf_wait(); neumf_train gains warm_start.
--- Nothing existing changes but neumf_train's signature; models and versions are untouched.
+--   neumf_job_runs (table, with its guard trigger), neumf_jobs (view), neumf_job_progress(),
+--   neumf_train_async(), neumf_cancel(), neumf_wait() over _neumf_wait(); neumf_train gains
+--   warm_start. Nothing existing changes but neumf_train's signature; models are untouched.
 
 \echo Use "ALTER EXTENSION neumf UPDATE TO '0.3.0'" to load this file. \quit
 
@@ -28,15 +28,45 @@ CREATE TABLE neumf_job_runs (
 );
 CREATE INDEX neumf_job_runs_pending ON neumf_job_runs (job_id) WHERE status IN ('queued', 'running');
 
+-- Who submitted a job is who inserted it, and a job's definition never changes afterwards: the
+-- job runs as that role (src/worker.rs), so neither may be forged through the table. Only
+-- members of the submitting role may change (cancel) or delete a job.
+CREATE FUNCTION neumf_job_runs_guard() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        NEW.submitted_by := current_user;
+        RETURN NEW;
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, OLD.submitted_by, 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for neumf job %', OLD.job_id
+            USING ERRCODE = '42501',
+                  HINT = pg_catalog.format('Only members of role "%s", which submitted it, may change or delete it.', OLD.submitted_by);
+    END IF;
+    IF TG_OP = 'UPDATE'
+       AND (NEW.job_id, NEW.model, NEW.source, NEW.options, NEW.settings, NEW.synchronous, NEW.submitted_by, NEW.queued_at)
+           IS DISTINCT FROM
+           (OLD.job_id, OLD.model, OLD.source, OLD.options, OLD.settings, OLD.synchronous, OLD.submitted_by, OLD.queued_at) THEN
+        RAISE EXCEPTION 'the definition of neumf job % cannot be changed', OLD.job_id
+            USING ERRCODE = '42501', HINT = 'Cancel it with neumf_cancel() and submit a new one.';
+    END IF;
+    RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+CREATE TRIGGER neumf_job_runs_guard
+    BEFORE INSERT OR UPDATE OR DELETE ON neumf_job_runs
+    FOR EACH ROW EXECUTE FUNCTION neumf_job_runs_guard();
+
 CREATE  FUNCTION "neumf_job_progress"() RETURNS TABLE (
 	"pid" INT,  /* i32 */
 	"job_id" bigint,  /* Option < i64 > */
 	"model" TEXT,  /* String */
 	"submitted_by" TEXT,  /* String */
-	"phase" TEXT,  /* String */
-	"epoch" INT,  /* i32 */
-	"epochs" INT,  /* i32 */
-	"epoch_progress" double precision,  /* f64 */
+	"phase" TEXT,  /* Option < String > */
+	"epoch" INT,  /* Option < i32 > */
+	"epochs" INT,  /* Option < i32 > */
+	"epoch_progress" double precision,  /* Option < f64 > */
 	"loss" double precision,  /* Option < f64 > */
 	"validation_hr" double precision,  /* Option < f64 > */
 	"validation_ndcg" double precision,  /* Option < f64 > */

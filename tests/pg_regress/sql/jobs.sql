@@ -52,7 +52,13 @@ SELECT neumf_train_async('jb_queued', 'jb_small', epochs => 1) AS queued \gset
 SET LOCAL ROLE jb_other;
 SELECT sqlstate, regexp_replace(message, 'job \d+', 'job N') AS message, hint
 FROM pg_temp.error_of(format('SELECT neumf_cancel(%s)', :queued));
+-- nor through the table
+SELECT sqlstate, regexp_replace(message, 'job \d+', 'job N') AS message, hint
+FROM pg_temp.error_of(format($$UPDATE neumf_job_runs SET status = 'cancelled' WHERE job_id = %s$$, :queued));
 RESET ROLE;
+-- A job's definition cannot change, even for its submitter.
+SELECT sqlstate, regexp_replace(message, 'job \d+', 'job N') AS message, hint
+FROM pg_temp.error_of(format($$UPDATE neumf_job_runs SET source = 'jb_other_table' WHERE job_id = %s$$, :queued));
 SELECT neumf_cancel(:queued) AS cancelled_by_submitter;
 SELECT status, error FROM neumf_jobs WHERE job_id = :queued;
 COMMIT;
@@ -71,6 +77,14 @@ GRANT USAGE ON SEQUENCE neumf_job_runs_job_id_seq TO jb_trainer;
 GRANT SELECT ON neumf_jobs TO jb_trainer;
 GRANT SELECT ON jb_small TO jb_trainer;
 CREATE TABLE jb_secret AS SELECT * FROM jb_small;
+-- A job runs as whoever inserted it: a forged submitter is replaced.
+BEGIN;
+SET LOCAL ROLE jb_trainer;
+INSERT INTO neumf_job_runs (model, source, options, status, submitted_by)
+VALUES ('jb_forged', 'jb_small', '{"epochs": 1}', 'queued', 'postgres');
+RESET ROLE;
+SELECT submitted_by FROM neumf_job_runs WHERE model = 'jb_forged';
+ROLLBACK;
 SET ROLE jb_trainer;
 SELECT neumf_train_async('jb_by_trainer', 'jb_small', epochs => 1, validation => false) AS by_trainer \gset
 SELECT neumf_train_async('jb_by_trainer', 'jb_secret', epochs => 1, validation => false) AS no_access \gset
