@@ -202,6 +202,14 @@ impl ScoringModel {
         if art.seen_ptr.len() != nu + 1 || art.popularity.len() != ni {
             bail!("stored model's seen lists or popularity do not match its id maps");
         }
+        // Checked once here, so serving can slice the seen lists without bounds surprises.
+        let ptr = &art.seen_ptr;
+        if ptr[0] != 0 || ptr[nu] != art.seen_items.len() as u64 || ptr.windows(2).any(|w| w[0] > w[1]) {
+            bail!("stored model's seen-list offsets are inconsistent");
+        }
+        if art.seen_items.iter().any(|&i| i as usize >= ni) {
+            bail!("stored model's seen lists name items it does not have");
+        }
         let mut by_popularity: Vec<u32> = (0..ni as u32).collect();
         by_popularity.sort_by_key(|&i| (std::cmp::Reverse(art.popularity[i as usize]), i));
         Ok(Self {
