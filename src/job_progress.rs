@@ -55,7 +55,8 @@ pub struct ProgressRecord {
     pub ended: bool,
 }
 
-fn unix_now() -> f64 {
+/// Unix seconds now.
+pub fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 

@@ -19,11 +19,6 @@ pub fn jobs_table() -> String {
     format!("{}.neumf_job_runs", storage::schema())
 }
 
-/// Unix seconds now.
-pub fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-}
-
 pub fn current_user() -> String {
     Spi::get_one::<String>("SELECT current_user::text").ok().flatten().unwrap_or_default()
 }
@@ -237,13 +232,15 @@ fn job_for_update(job_id: i64) -> (String, String) {
         Ok(Some((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())))
     })
     .or_raise("looking up the job");
-    row.unwrap_or_else(|| {
-        raise(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("neumf job {job_id} does not exist"),
-            Some("SELECT job_id, model, status FROM neumf_jobs lists the jobs (finished ones beyond neumf.job_history are forgotten)."),
-        )
-    })
+    row.unwrap_or_else(|| no_such_job(job_id))
+}
+
+fn no_such_job(job_id: i64) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+        format!("neumf job {job_id} does not exist"),
+        Some("SELECT job_id, model, status FROM neumf_jobs lists the jobs (finished ones beyond neumf.job_history are forgotten)."),
+    )
 }
 
 /// Stops a queued or running job: a queued one is cancelled in this transaction, a running
@@ -335,13 +332,7 @@ fn wait_for_job(job_id: Option<i64>, timeout_seconds: Option<f64>) -> bool {
             Ok(Some((r.get::<String>(1)?.unwrap_or_default(), mine)))
         })
         .or_raise("reading the job's status");
-        let Some((status, mine)) = row else {
-            raise(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                format!("neumf job {job_id} does not exist"),
-                Some("SELECT job_id, model, status FROM neumf_jobs lists the jobs."),
-            )
-        };
+        let Some((status, mine)) = row else { no_such_job(job_id) };
         match status.as_str() {
             "queued" if mine => wrong_state(
                 format!("neumf job {job_id} was queued by this transaction and starts only when it commits"),

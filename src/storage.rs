@@ -91,9 +91,13 @@ pub fn versions_table_oid() -> pg_sys::Oid {
 }
 
 /// Takes the per-model training lock for this transaction, or raises if another session has it.
+/// The advisory-lock key of model `$1`'s training: `neumf_train` holds it for its transaction,
+/// a job's worker for the job's session (src/worker.rs), so the two exclude each other.
+pub const TRAINING_LOCK_KEY: &str = "pg_catalog.hashtextextended('neumf/train/' || $1, 0)";
+
 pub fn lock_for_training(model: &str) {
     let got = Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended('neumf/train/' || $1, 0))",
+        &format!("SELECT pg_catalog.pg_try_advisory_xact_lock({TRAINING_LOCK_KEY})"),
         &[model.into()],
     )
     .or_raise("taking the training lock");

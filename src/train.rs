@@ -280,7 +280,7 @@ pub fn result_row(
 fn run(model: &str, source: &str, options: &TrainOptions<'_>) -> TrainRow {
     let planned = plan(model, options);
     storage::lock_for_training(model);
-    let started = jobs::now();
+    let started = crate::job_progress::unix_now();
     let mut progress = Progress::start(None, model, &jobs::current_user(), planned_phases(&planned));
     let prepared = prepare(model, source, options, planned, &mut progress);
     let (weights, summary) = trainer::train(

@@ -145,14 +145,14 @@ fn jobs_waiting() -> bool {
 /// reader ever sees it running without a live worker.
 fn claim() -> Option<(Job, Progress)> {
     let table = jobs_table();
-    let row = Spi::connect_mut(|client| -> Result<Option<Job>, pgrx::spi::Error> {
+    let row = Spi::connect_mut(|client| -> Result<Option<(Job, String)>, pgrx::spi::Error> {
         let t = client.update(
             &format!(
                 "WITH next AS (SELECT job_id FROM {table} WHERE status = 'queued' ORDER BY job_id LIMIT 1 FOR UPDATE SKIP LOCKED) \
                  UPDATE {table} j SET status = 'running', started_at = pg_catalog.now(), pid = pg_catalog.pg_backend_pid() \
                  FROM next WHERE j.job_id = next.job_id \
                  RETURNING j.job_id, j.model, j.source, j.options, j.settings, \
-                           (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = j.submitted_by)"
+                           (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = j.submitted_by), j.submitted_by::text"
             ),
             Some(1),
             &[],
@@ -161,25 +161,20 @@ fn claim() -> Option<(Job, Progress)> {
             return Ok(None);
         }
         let r = t.first();
-        Ok(Some(Job {
+        let job = Job {
             id: r.get::<i64>(1)?.unwrap_or_default(),
             model: r.get::<String>(2)?.unwrap_or_default(),
             source: r.get::<String>(3)?.unwrap_or_default(),
             options: r.get::<JsonB>(4)?.map_or(serde_json::Value::Null, |j| j.0),
             settings: r.get::<JsonB>(5)?.map_or(serde_json::json!({}), |j| j.0),
             role: r.get::<pg_sys::Oid>(6)?.unwrap_or(pg_sys::Oid::INVALID),
-        }))
+        };
+        Ok(Some((job, r.get::<String>(7)?.unwrap_or_default())))
     })
-    .or_raise("claiming a queued job")?;
-    let user = Spi::get_one_with_args::<String>(
-        "SELECT rolname::text FROM pg_catalog.pg_roles WHERE oid = $1",
-        &[row.role.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_default();
-    let progress = Progress::start(Some(row.id), &row.model, &user, Vec::new());
-    Some((row, progress))
+    .or_raise("claiming a queued job");
+    let (job, submitter) = row?;
+    let progress = Progress::start(Some(job.id), &job.model, &submitter, Vec::new());
+    Some((job, progress))
 }
 
 fn run_queue() -> Result<(), String> {
@@ -249,7 +244,7 @@ fn lock_model(job: &Job, progress: &mut Progress) {
     loop {
         let got = transaction(|| {
             Spi::get_one_with_args::<bool>(
-                "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended('neumf/train/' || $1, 0))",
+                &format!("SELECT pg_catalog.pg_try_advisory_lock({})", crate::storage::TRAINING_LOCK_KEY),
                 &[job.model.clone().into()],
             )
             .or_raise("taking the training lock")

@@ -158,7 +158,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/jobs.rs:299
+-- src/jobs.rs:296
 -- neumf::jobs::_neumf_wait
 CREATE  FUNCTION "_neumf_wait"(
 	"job_id" bigint, /* Option < i64 > */
@@ -195,7 +195,7 @@ AS 'MODULE_PATHNAME', 'neumf_cache_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/jobs.rs:253
+-- src/jobs.rs:250
 -- neumf::jobs::neumf_cancel
 CREATE  FUNCTION "neumf_cancel"(
 	"job_id" bigint /* i64 */
@@ -250,7 +250,7 @@ AS 'MODULE_PATHNAME', 'neumf_export_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/job_progress.rs:291
+-- src/job_progress.rs:292
 -- neumf::job_progress::neumf_job_progress
 CREATE  FUNCTION "neumf_job_progress"() RETURNS TABLE (
 	"pid" INT,  /* i32 */
@@ -451,7 +451,7 @@ AS 'MODULE_PATHNAME', 'neumf_train_0_3_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/jobs.rs:131
+-- src/jobs.rs:126
 -- neumf::jobs::neumf_train_async
 CREATE  FUNCTION "neumf_train_async"(
 	"model" TEXT, /* Option < & str > */
