@@ -21,6 +21,10 @@ pub struct NcfNet {
     /// Kind the training forward pass computes in after the embedding lookups (Float, or
     /// BFloat16 for mixed precision); evaluation always runs in f32.
     compute: Kind,
+    /// Embedding rows are gathered with `index_select`, whose backward is one scatter-add,
+    /// instead of `embedding`, whose dense backward sorts the ids (a dozen kernels per table);
+    /// false for sparse gradients, which only `embedding` produces.
+    index_select_lookup: bool,
 }
 
 fn xavier_uniform(fan_in: usize, fan_out: usize) -> nn::Init {
@@ -88,7 +92,15 @@ impl NcfNet {
                 bias: true,
             },
         );
-        Self { architecture: spec.architecture, gmf, mlp, output, dropout: 0.0, compute: Kind::Float }
+        Self {
+            architecture: spec.architecture,
+            gmf,
+            mlp,
+            output,
+            dropout: 0.0,
+            compute: Kind::Float,
+            index_select_lookup: !sparse_embeddings,
+        }
     }
 
     pub fn with_dropout(mut self, p: f64) -> Self {
@@ -111,16 +123,30 @@ impl NcfNet {
         self.logits_t(users, items, false)
     }
 
+    fn lookup(&self, table: &nn::Embedding, ids: &Tensor) -> Tensor {
+        if self.index_select_lookup {
+            table.ws.index_select(0, ids)
+        } else {
+            table.forward(ids)
+        }
+    }
+
     /// Logits with dropout active (and the training precision used) when `train` is set.
     pub fn logits_t(&self, users: &Tensor, items: &Tensor, train: bool) -> Tensor {
         let kind = if train { self.compute } else { Kind::Float };
-        // In f32 every cast below is a no-op (`to_kind` to the same kind returns the tensor).
+        // In f32 no cast is called at all: even a no-op `to_kind` costs a dispatch, and a GPU
+        // step is bound by how many operations the host issues.
+        let cast = |t: Tensor| if kind == Kind::Float { t } else { t.to_kind(kind) };
         let dense = |layer: &nn::Linear, x: &Tensor| {
-            x.linear(&layer.ws.to_kind(kind), layer.bs.as_ref().map(|b| b.to_kind(kind)))
+            if kind == Kind::Float {
+                x.linear(&layer.ws, layer.bs.as_ref())
+            } else {
+                x.linear(&layer.ws.to_kind(kind), layer.bs.as_ref().map(|b| b.to_kind(kind)))
+            }
         };
-        let gmf = self.gmf.as_ref().map(|(pu, qi)| pu.forward(users).to_kind(kind) * qi.forward(items).to_kind(kind));
+        let gmf = self.gmf.as_ref().map(|(pu, qi)| cast(self.lookup(pu, users)) * cast(self.lookup(qi, items)));
         let mlp = self.mlp.as_ref().map(|(pu, qi, layers)| {
-            let mut z = Tensor::cat(&[pu.forward(users), qi.forward(items)], 1).to_kind(kind);
+            let mut z = cast(Tensor::cat(&[self.lookup(pu, users), self.lookup(qi, items)], 1));
             for layer in layers {
                 z = dense(layer, &z).relu();
                 if train && self.dropout > 0.0 {
@@ -136,7 +162,12 @@ impl NcfNet {
             (None, None) => unreachable!("architecture {} has no branch", self.architecture),
         };
         // The loss is computed in f32 whatever the forward pass used.
-        dense(&self.output, &features).squeeze_dim(1).to_kind(Kind::Float)
+        let logits = dense(&self.output, &features).squeeze_dim(1);
+        if kind == Kind::Float {
+            logits
+        } else {
+            logits.to_kind(Kind::Float)
+        }
     }
 }
 

@@ -10,12 +10,12 @@ use crate::dataset::Interactions;
 use crate::eval::{self, PairScorer, RankingMetrics};
 use crate::holdout::Holdout;
 use crate::model::{export_weights, load_matching, NcfNet};
-use crate::optim::CpuAdam;
+use crate::optim::{CpuAdam, FlatAdam};
 use crate::spec::{Architecture, DeviceChoice, Sampling, TrainConfig};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::time::Instant;
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 use tch::{Device, Kind, Reduction, Tensor};
 
 pub use crate::progress::{EpochReport, TrainSummary};
@@ -197,9 +197,9 @@ impl NegativeSampler {
     }
 }
 
-/// libtorch's Adam on GPUs; on CPU the same arithmetic in one pass (see `optim`).
+/// Adam / AdamW as one vectorised pass on the CPU, or over one flat buffer on a GPU (see `optim`).
 enum Optimizer {
-    Torch(nn::Optimizer),
+    Flat(FlatAdam),
     Cpu(CpuAdam),
 }
 
@@ -207,25 +207,19 @@ impl Optimizer {
     fn new(vs: &nn::VarStore, cfg: &TrainConfig, device: Device) -> Result<Self> {
         Ok(if device == Device::Cpu {
             Optimizer::Cpu(CpuAdam::new(vs.trainable_variables(), cfg.learning_rate, cfg.weight_decay)?)
-        } else if cfg.weight_decay > 0.0 {
-            Optimizer::Torch(nn::adamw(0.9, 0.999, cfg.weight_decay).build(vs, cfg.learning_rate)?)
         } else {
-            Optimizer::Torch(nn::Adam::default().build(vs, cfg.learning_rate)?)
+            Optimizer::Flat(FlatAdam::new(vs.trainable_variables(), cfg.learning_rate, cfg.weight_decay)?)
         })
     }
     fn set_lr(&mut self, lr: f64) {
         match self {
-            Optimizer::Torch(o) => o.set_lr(lr),
+            Optimizer::Flat(o) => o.lr = lr,
             Optimizer::Cpu(o) => o.lr = lr,
         }
     }
     fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         match self {
-            Optimizer::Torch(o) => {
-                o.zero_grad();
-                loss.backward();
-                o.step();
-            }
+            Optimizer::Flat(o) => o.backward_step(loss)?,
             Optimizer::Cpu(o) => {
                 loss.backward();
                 o.step()?;
@@ -354,10 +348,16 @@ fn fit(
             let loss =
                 net.logits_t(&u, &i, true).f_binary_cross_entropy_with_logits(&y, w.as_ref(), None, Reduction::Mean)?;
             opt.backward_step(&loss)?;
-            let _ = loss_sum.f_add_(&loss.f_detach()?.f_to_kind(Kind::Double)?.f_mul_scalar(len as f64)?)?;
+            // Every batch but the last is full: add its mean loss as is (one kernel).
+            let batch_loss = loss.f_detach()?;
+            let _ = if len == bs {
+                loss_sum.f_add_(&batch_loss)?
+            } else {
+                loss_sum.f_add_(&batch_loss.f_mul_scalar(len as f64 / bs as f64)?)?
+            };
             start += len;
         }
-        let loss = loss_sum.f_double_value(&[])? / n as f64;
+        let loss = loss_sum.f_double_value(&[])? * bs as f64 / n as f64;
         if !loss.is_finite() {
             bail!(
                 "training diverged at epoch {epoch} (loss is {loss}); lower learning_rate (now {})",
