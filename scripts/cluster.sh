@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL 15 cluster on loopback, for the demo and the end-to-end tests.
-#   scripts/cluster.sh start|stop|restart|status|psql [args]
+#   scripts/cluster.sh start|stop|stop-immediate|restart|status|psql [args]
 # Environment: NEUMF_PGDATA (data directory), NEUMF_PGPORT (port), NEUMF_PG_OPTIONS (extra
 # server options for this start, e.g. "-c shared_preload_libraries=''"). The server listens on
 # 127.0.0.1 only. As root, the server runs as the `postgres` user (initdb refuses root).
@@ -58,11 +58,19 @@ stop() {
   fi
 }
 
+# A crash of the whole server, for fault tests: no shutdown checkpoint, recovery at next start.
+stop_immediate() {
+  if [ -s "$PGDATA/PG_VERSION" ] && as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null
+  fi
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  stop-immediate) stop_immediate ;;
   restart) stop; start ;;
   status) as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status ;;
   psql) shift; exec psql -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -X "$@" ;;
-  *) echo "usage: $0 start|stop|restart|status|psql [args]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|stop-immediate|restart|status|psql [args]" >&2; exit 2 ;;
 esac

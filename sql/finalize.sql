@@ -23,7 +23,8 @@ SELECT v.model,
        pg_size_pretty(v.size_bytes)                     AS size,
        v.source,
        v.trained_at,
-       v.trained_by
+       v.trained_by,
+       v.owner
 FROM neumf_model_versions v;
 
 -- Every change to the version table (training, activation, drop, a restore, a manual UPDATE)

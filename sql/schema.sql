@@ -22,6 +22,8 @@ CREATE TABLE neumf_model_versions (
     source           text        NOT NULL,
     trained_at       timestamptz NOT NULL DEFAULT now(),
     trained_by       name        NOT NULL DEFAULT current_user,
+    -- The role that first trained the model (see "Who may change a model" below).
+    owner            name        NOT NULL DEFAULT current_user,
     PRIMARY KEY (model, version)
 );
 -- At most one active version per model; serving reads that one.
@@ -41,6 +43,76 @@ ALTER TABLE neumf_model_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 
 SELECT pg_catalog.pg_extension_config_dump('neumf_model_versions', '');
 SELECT pg_catalog.pg_extension_config_dump('neumf_model_chunks', '');
+
+-- Who may change a model. Its owner is the role that first trained it; the owner, members of
+-- the owner role and members of neumf_admin may retrain, activate, prune or drop it. Serving,
+-- listing and export need only SELECT. The functions check first and raise 42501 naming the
+-- owner (src/storage.rs); row-level security holds the same rule for direct DML on the model
+-- tables (superusers and the tables' owner bypass it, as everywhere in PostgreSQL).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'neumf_admin') THEN
+        CREATE ROLE neumf_admin NOLOGIN;
+    END IF;
+END
+$$;
+-- Whether the current role may change the models `owner` owns; a dropped owner role leaves
+-- its models to neumf_admin.
+CREATE FUNCTION neumf_may_change(owner name) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN EXISTS (SELECT FROM pg_catalog.pg_roles r
+               WHERE r.rolname IN (owner, 'neumf_admin') AND pg_catalog.pg_has_role(r.oid, 'MEMBER'));
+-- A new version belongs to its model's owner, and a new model to whoever inserts its first
+-- version, unless a member of neumf_admin (or a restore, run as superuser) names the owner.
+-- Only neumf_admin members may give a model to another role.
+CREATE FUNCTION neumf_model_versions_owner() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    admin boolean := EXISTS (SELECT FROM pg_catalog.pg_roles r
+                             WHERE r.rolname = 'neumf_admin' AND pg_catalog.pg_has_role(r.oid, 'MEMBER'));
+    current_owner name;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT v.owner INTO current_owner FROM @extschema@.neumf_model_versions v WHERE v.model = NEW.model LIMIT 1;
+        IF current_owner IS NOT NULL THEN
+            NEW.owner := current_owner;
+        ELSIF NEW.owner IS NULL OR NOT admin THEN
+            NEW.owner := current_user;
+        END IF;
+    ELSIF NEW.owner IS DISTINCT FROM OLD.owner AND NOT admin THEN
+        RAISE EXCEPTION 'permission denied to change the owner of neumf model "%"', OLD.model
+            USING ERRCODE = '42501', HINT = 'Only members of neumf_admin may give a model to another role.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER neumf_model_versions_owner
+    BEFORE INSERT OR UPDATE ON neumf_model_versions
+    FOR EACH ROW EXECUTE FUNCTION neumf_model_versions_owner();
+ALTER TABLE neumf_model_versions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY neumf_read ON neumf_model_versions FOR SELECT USING (true);
+CREATE POLICY neumf_insert ON neumf_model_versions FOR INSERT
+    WITH CHECK (@extschema@.neumf_may_change(owner));
+CREATE POLICY neumf_update ON neumf_model_versions FOR UPDATE
+    USING (@extschema@.neumf_may_change(owner)) WITH CHECK (@extschema@.neumf_may_change(owner));
+CREATE POLICY neumf_delete ON neumf_model_versions FOR DELETE
+    USING (@extschema@.neumf_may_change(owner));
+-- A chunk may be written or deleted by whoever may change its version.
+ALTER TABLE neumf_model_chunks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY neumf_read ON neumf_model_chunks FOR SELECT USING (true);
+CREATE POLICY neumf_insert ON neumf_model_chunks FOR INSERT
+    WITH CHECK (EXISTS (SELECT FROM @extschema@.neumf_model_versions v
+                        WHERE v.model = neumf_model_chunks.model AND v.version = neumf_model_chunks.version
+                          AND @extschema@.neumf_may_change(v.owner)));
+CREATE POLICY neumf_update ON neumf_model_chunks FOR UPDATE
+    USING (EXISTS (SELECT FROM @extschema@.neumf_model_versions v
+                   WHERE v.model = neumf_model_chunks.model AND v.version = neumf_model_chunks.version
+                     AND @extschema@.neumf_may_change(v.owner)));
+CREATE POLICY neumf_delete ON neumf_model_chunks FOR DELETE
+    USING (EXISTS (SELECT FROM @extschema@.neumf_model_versions v
+                   WHERE v.model = neumf_model_chunks.model AND v.version = neumf_model_chunks.version
+                     AND @extschema@.neumf_may_change(v.owner)));
 
 -- Training jobs: one row per neumf_train_async call, and one per successful synchronous
 -- neumf_train (for the record). Not dumped: a restored queue would rerun old jobs.

@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 /// Makes `version` the active (served) version of `model`, atomically; returns it.
 #[pg_extern(volatile, parallel_unsafe, strict)]
 fn neumf_activate(model: &str, version: i32) -> i32 {
+    storage::check_may_change(model, "activate a version of");
     storage::activate(model, version);
     version
 }
@@ -28,12 +29,14 @@ fn neumf_prune(model: &str, keep: i32) -> i64 {
     if !storage::model_exists(model) {
         undefined_model(model);
     }
+    storage::check_may_change(model, "prune");
     storage::prune(model, keep as i64)
 }
 
 /// Deletes every version of `model`; returns how many were deleted.
 #[pg_extern(volatile, parallel_unsafe, strict)]
 fn neumf_drop(model: &str, if_exists: default!(bool, false)) -> i64 {
+    storage::check_may_change(model, "drop");
     let deleted = storage::drop_model(model);
     if deleted == 0 && !if_exists {
         undefined_model(model);

@@ -31,6 +31,8 @@ struct Catalog {
     schema: String,
     /// `neumf_model_versions`, which the serving cache watches for invalidations.
     versions_oid: pg_sys::Oid,
+    /// Whether models have owners (SQL 0.4.0 on); a database still on older SQL has none.
+    has_owners: bool,
 }
 
 static CATALOG: parking_lot::Mutex<Option<Catalog>> = parking_lot::Mutex::new(None);
@@ -48,9 +50,11 @@ fn catalog() -> Catalog {
     if let Some(c) = CATALOG.lock().clone() {
         return c;
     }
-    let found = Spi::connect(|client| -> Result<Option<(String, pg_sys::Oid)>, pgrx::spi::Error> {
+    let found = Spi::connect(|client| -> Result<Option<(String, pg_sys::Oid, bool)>, pgrx::spi::Error> {
         let table = client.select(
-            "SELECT n.nspname::text, c.oid FROM pg_catalog.pg_extension e \
+            "SELECT n.nspname::text, c.oid, EXISTS (SELECT FROM pg_catalog.pg_attribute a \
+                 WHERE a.attrelid = c.oid AND a.attname = 'owner' AND NOT a.attisdropped) \
+             FROM pg_catalog.pg_extension e \
              JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
              LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'neumf_model_versions' \
              WHERE e.extname = 'neumf'",
@@ -61,14 +65,14 @@ fn catalog() -> Catalog {
             return Ok(None);
         }
         let row = table.first();
-        Ok(row
-            .get::<String>(1)?
-            .map(|nsp| (nsp, row.get::<pg_sys::Oid>(2).ok().flatten().unwrap_or(pg_sys::InvalidOid))))
+        let versions_oid = row.get::<pg_sys::Oid>(2).ok().flatten().unwrap_or(pg_sys::InvalidOid);
+        let has_owners = row.get::<bool>(3).ok().flatten().unwrap_or(false);
+        Ok(row.get::<String>(1)?.map(|nsp| (nsp, versions_oid, has_owners)))
     })
     .or_raise("looking up the neumf extension's schema");
-    let (nsp, versions_oid) = found
+    let (nsp, versions_oid, has_owners) = found
         .unwrap_or_else(|| wrong_state("extension neumf is not installed in this database", "CREATE EXTENSION neumf;"));
-    let c = Catalog { schema: quote_identifier(nsp), versions_oid };
+    let c = Catalog { schema: quote_identifier(nsp), versions_oid, has_owners };
     *CATALOG.lock() = Some(c.clone());
     c
 }
@@ -342,6 +346,33 @@ pub fn prune(model: &str, keep: i64) -> i64 {
         Ok(deleted.len() as i64)
     })
     .or_raise("pruning old versions")
+}
+
+/// Raises 42501 unless the current role may change `model`: its owner (the role that first
+/// trained it), members of the owner role and members of neumf_admin may (sql/schema.sql,
+/// "Who may change a model"). A model that does not exist yet may be created by any role that
+/// may write the model tables. Row-level security enforces the same rule on direct DML; this
+/// check comes first so that the error names the owner, before any work is done.
+pub fn check_may_change(model: &str, action: &str) {
+    if !catalog().has_owners {
+        return; // SQL older than 0.4.0, until ALTER EXTENSION neumf UPDATE: no owners yet
+    }
+    let denied_owner = optional_row::<String>(
+        &format!(
+            "SELECT owner::text FROM {} WHERE model = $1 AND NOT {}.neumf_may_change(owner) LIMIT 1",
+            versions_table(),
+            schema()
+        ),
+        &[model.into()],
+    );
+    if let Some(owner) = denied_owner {
+        crate::errors::raise_full(
+            pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to {action} neumf model \"{model}\""),
+            Some(format!("The model is owned by role \"{owner}\".")),
+            Some("Only members of the owner role or of neumf_admin may retrain, activate, prune or drop a model; train under another name, or ask its owner."),
+        );
+    }
 }
 
 /// Whether `model` has any version.

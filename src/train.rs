@@ -135,10 +135,13 @@ pub fn run_with(model: Option<&str>, source: Option<&str>, options: &TrainOption
     run(model, source, options)
 }
 
-/// Checks the name and every option; nothing is read before this succeeds.
+/// Checks the name, every option and that the caller may (re)train the model; nothing is read
+/// before this succeeds.
 pub fn plan(model: &str, options: &TrainOptions<'_>) -> TrainConfig {
     check_model_name(model).unwrap_or_else(|e| bad_model_name(model, &e));
-    options.resolve().unwrap_or_else(|e| invalid_argument_hint(e.message, &e.hint))
+    let cfg = options.resolve().unwrap_or_else(|e| invalid_argument_hint(e.message, &e.hint));
+    storage::check_may_change(model, "retrain");
+    cfg
 }
 
 /// What a training starts from: the data, the configuration completed for it, and with

@@ -11,6 +11,53 @@ use std::collections::{BTreeMap, HashMap};
 /// Format tag written into every blob; bump on incompatible change.
 pub const FORMAT: &str = "neumf/1";
 
+/// Header metadata key of the blob's CRC-32: 8 hex digits, computed over the whole blob with
+/// those digits as "00000000", so it covers the header (spec, id types, tensor offsets) as well
+/// as the data. Blobs written before checksums existed lack it and are read unchecked.
+const CHECKSUM_FIELD: &[u8] = b"\"crc32\":\"";
+const CHECKSUM_PLACEHOLDER: &[u8; 8] = b"00000000";
+
+/// Where the checksum's 8 hex digits sit in `blob`, if its header has the field.
+fn checksum_position(blob: &[u8]) -> Option<usize> {
+    let header_len = u64::from_le_bytes(blob.get(..8)?.try_into().ok()?);
+    let header = blob.get(8..8usize.checked_add(usize::try_from(header_len).ok()?)?)?;
+    // In compact JSON the key can only appear as a key: inside string values quotes are escaped.
+    let at = header.windows(CHECKSUM_FIELD.len()).position(|w| w == CHECKSUM_FIELD)?;
+    Some(8 + at + CHECKSUM_FIELD.len())
+}
+
+fn crc32_with_placeholder(blob: &[u8], digits_at: usize) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&blob[..digits_at]);
+    hasher.update(CHECKSUM_PLACEHOLDER);
+    hasher.update(&blob[digits_at + 8..]);
+    hasher.finalize()
+}
+
+/// Writes the checksum of a blob encoded with the placeholder in its header (also used by the
+/// fuzzer, to reach the decoder's deeper checks with damaged content under a valid checksum).
+pub fn seal_checksum(blob: &mut [u8]) -> Result<()> {
+    let at = checksum_position(blob).filter(|&at| at + 8 <= blob.len()).context("blob has no checksum field")?;
+    let digits = format!("{:08x}", crc32_with_placeholder(blob, at));
+    blob[at..at + 8].copy_from_slice(digits.as_bytes());
+    Ok(())
+}
+
+/// Checks the blob's checksum; Ok for blobs written before checksums existed.
+pub fn verify_checksum(blob: &[u8]) -> Result<()> {
+    let Some(at) = checksum_position(blob) else { return Ok(()) };
+    let stored = blob
+        .get(at..at + 8)
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .and_then(|d| u32::from_str_radix(d, 16).ok())
+        .context("stored model's checksum field is damaged")?;
+    let computed = crc32_with_placeholder(blob, at);
+    if stored != computed {
+        bail!("stored model fails its checksum (CRC-32): its bytes changed after it was written");
+    }
+    Ok(())
+}
+
 /// A dense f32 tensor on the host, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor32 {
@@ -146,16 +193,20 @@ impl ModelArtifact {
         meta.insert("spec".into(), serde_json::to_string(&self.spec)?);
         meta.insert("user_id_type".into(), self.user_ids.kind().as_str().into());
         meta.insert("item_id_type".into(), self.item_ids.kind().as_str().into());
+        meta.insert("crc32".into(), String::from_utf8_lossy(CHECKSUM_PLACEHOLDER).into());
 
         let views: Vec<(String, TensorView<'_>)> = tensors
             .iter()
             .map(|(name, o)| Ok((name.clone(), TensorView::new(o.dtype, o.shape.clone(), &o.bytes)?)))
             .collect::<Result<_, safetensors::SafeTensorError>>()?;
-        Ok(safetensors::serialize(views, &Some(meta))?)
+        let mut blob = safetensors::serialize(views, &Some(meta))?;
+        seal_checksum(&mut blob)?;
+        Ok(blob)
     }
 
     pub fn decode(blob: &[u8]) -> Result<Self> {
         let (_, header) = SafeTensors::read_metadata(blob).context("stored model is not a safetensors blob")?;
+        verify_checksum(blob)?;
         let meta = header.metadata().clone().unwrap_or_default();
         match meta.get("format").map(String::as_str) {
             Some(FORMAT) => {}
@@ -254,8 +305,54 @@ mod tests {
         let (n, header) = SafeTensors::read_metadata(&blob).unwrap();
         let end = 8 + n + header.tensors()["ids.item.offsets"].data_offsets.1;
         blob[end - 8..end].copy_from_slice(&1000i64.to_le_bytes());
+        seal_checksum(&mut blob).unwrap(); // past the checksum, to the offsets check
         let err = ModelArtifact::decode(&blob).unwrap_err().to_string();
         assert!(err.contains("outside"), "{err}");
         assert_eq!(decode_weights(&encode_weights(&art.weights).unwrap()).unwrap(), art.weights);
+    }
+
+    /// Any changed byte, in the data or in the header, fails the checksum; a blob without the
+    /// field (written before checksums) still decodes.
+    #[test]
+    fn checksum_covers_header_and_data() {
+        let mut weights = BTreeMap::new();
+        weights.insert("output.weight".into(), Tensor32 { shape: vec![1, 3], data: vec![0.5, -1.0, 2.25] });
+        let art = ModelArtifact {
+            spec: ModelSpec { architecture: Architecture::Gmf, factors: 3, layers: vec![] },
+            weights,
+            user_ids: IdMap::from_ints(vec![42, 7]),
+            item_ids: IdMap::from_ints(vec![1, 2]),
+            seen_ptr: vec![0, 1, 2],
+            seen_items: vec![1, 0],
+            popularity: vec![1, 1],
+        };
+        let blob = art.encode(&BTreeMap::new()).unwrap();
+        assert!(ModelArtifact::decode(&blob).is_ok());
+        let at = checksum_position(&blob).unwrap();
+        assert_ne!(&blob[at..at + 8], CHECKSUM_PLACEHOLDER);
+        // The data section's last byte, and a digit of the spec's "factors" in the header.
+        let mut data_flip = blob.clone();
+        *data_flip.last_mut().unwrap() ^= 0x01;
+        let err = ModelArtifact::decode(&data_flip).unwrap_err().to_string();
+        assert!(err.contains("fails its checksum"), "{err}");
+        let mut header_flip = blob.clone();
+        let factors = blob.windows(11).position(|w| w == b"factors\\\":3").expect("spec in header");
+        header_flip[factors + 10] = b'4';
+        let err = ModelArtifact::decode(&header_flip).unwrap_err().to_string();
+        assert!(err.contains("fails its checksum"), "{err}");
+        // Sealing again (as a writer would) makes a damaged blob pass the checksum only.
+        seal_checksum(&mut data_flip).unwrap();
+        assert!(verify_checksum(&data_flip).is_ok());
+        // A blob from before checksums: same content, no field.
+        let legacy = {
+            let st = SafeTensors::deserialize(&blob).unwrap();
+            let (_, header) = SafeTensors::read_metadata(&blob).unwrap();
+            let mut meta = header.metadata().clone().unwrap();
+            meta.remove("crc32");
+            let views: Vec<(String, TensorView<'_>)> = st.tensors();
+            safetensors::serialize(views, &Some(meta)).unwrap()
+        };
+        assert!(checksum_position(&legacy).is_none());
+        assert_eq!(ModelArtifact::decode(&legacy).unwrap().weights, art.weights);
     }
 }

@@ -196,6 +196,40 @@ impl LrSchedule {
 }
 
 /// The MLP tower for `factors` predictive factors: [8f, 4f, 2f, f] (64-32-16-8 at f = 8).
+/// What a training needs at least, in bytes (`TrainConfig::memory_need`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryNeed {
+    /// Embedding tables and dense layers with their gradients and Adam's state.
+    pub tables: u64,
+    /// One epoch's training samples.
+    pub epoch: u64,
+    /// One batch's activations and their gradients.
+    pub batch: u64,
+}
+
+impl MemoryNeed {
+    pub fn total(&self) -> u64 {
+        self.tables + self.epoch + self.batch
+    }
+
+    /// The refusal when the total exceeds `available` bytes: what it would need and why. The
+    /// words "out of memory" make it SQLSTATE 53200 like an allocation failure (`failure`).
+    pub fn check(&self, available: u64) -> Result<(), String> {
+        if self.total() <= available {
+            return Ok(());
+        }
+        let gb = |b: u64| format!("{:.1} GB", b as f64 / 1e9);
+        Err(format!(
+            "out of memory before starting: this training needs at least {} ({} for the model's weights, gradients and Adam state, {} for an epoch's samples, {} for one batch), more than the {} of memory this machine has",
+            gb(self.total()),
+            gb(self.tables),
+            gb(self.epoch),
+            gb(self.batch),
+            gb(available)
+        ))
+    }
+}
+
 pub fn default_layers(factors: usize) -> Vec<usize> {
     vec![8 * factors, 4 * factors, 2 * factors, factors]
 }
@@ -386,6 +420,32 @@ impl TrainConfig {
         self
     }
 
+    /// A lower bound on the memory a training needs, in bytes, from the data's size alone, so
+    /// an impossible training is refused before anything is allocated (see `MemoryNeed`).
+    pub fn memory_need(&self, n_users: usize, n_items: usize, interactions: usize) -> MemoryNeed {
+        let spec = &self.spec;
+        let rows = (n_users + n_items) as u64;
+        let mut params = 0u64;
+        if spec.architecture.has_gmf() {
+            params += rows * spec.factors as u64;
+        }
+        if spec.architecture.has_mlp() {
+            params += rows * spec.mlp_embedding_dim() as u64;
+            params += spec.layers.windows(2).map(|w| (w[0] * w[1] + w[1]) as u64).sum::<u64>();
+        }
+        params += spec.output_input_dim() as u64 + 1;
+        // Weights, their gradient and Adam's two moments, in f32.
+        let tables = params * 4 * 4;
+        // An epoch's samples: user and item indices (i64) and a label (f32), drawn and then
+        // permuted (two copies).
+        let samples = (interactions as u64) * (1 + self.negatives as u64);
+        let epoch = samples * (8 + 8 + 4) * 2;
+        // One batch's activations, kept for the backward pass, and their gradients (f32).
+        let width: usize = spec.layers.iter().sum::<usize>() + spec.output_input_dim() + 2 * spec.factors;
+        let batch = self.batch_size as u64 * width as u64 * 4 * 2;
+        MemoryNeed { tables, epoch, batch }
+    }
+
     /// Whether an epoch over `interactions` positives holds at least one batch.
     pub fn check_fits(&self, interactions: usize) -> Result<(), String> {
         let per_epoch = interactions * (1 + self.negatives);
@@ -542,6 +602,16 @@ mod tests {
         assert_eq!(Architecture::parse("NeuMF").unwrap(), Architecture::NeuMF);
         assert!(Architecture::parse("bert").unwrap_err().contains("'gmf'"));
         assert_eq!(DeviceChoice::parse("cuda").unwrap(), DeviceChoice::Cuda);
+        // The memory bound: 1M users × NeuMF f=1024 (layers 8192…) needs its tables' 4 copies.
+        let mut big = TrainConfig::paper_defaults();
+        big.spec.factors = 1024;
+        big.spec.layers = default_layers(1024);
+        let need = big.memory_need(1_000_000, 10_000, 10_000_000);
+        let rows = 1_010_000u64;
+        assert!(need.tables >= rows * (1024 + 4096) * 16, "{need:?}");
+        let err = need.check(64_000_000_000).unwrap_err();
+        assert!(err.contains("out of memory") && err.contains("needs at least"), "{err}");
+        assert!(TrainConfig::paper_defaults().memory_need(943, 1682, 100_000).check(1_000_000_000).is_ok());
         assert!(DeviceChoice::parse("tpu").is_err());
     }
 

@@ -464,9 +464,24 @@ fn check(data: &Interactions, cfg: &TrainConfig) -> Result<Device> {
     }
     cfg.check_fits(data.len()).map_err(anyhow::Error::msg)?;
     let device = resolve_device(cfg.device)?;
+    // On the CPU an impossible training is refused with its size before any allocation (a GPU's
+    // own allocator reports the same as an out-of-memory failure when it happens).
+    if device == Device::Cpu {
+        if let Some(available) = physical_memory_bytes() {
+            cfg.memory_need(data.n_users(), data.n_items(), data.len()).check(available).map_err(anyhow::Error::msg)?;
+        }
+    }
     tch::set_num_threads(cfg.threads as i32);
     tch::manual_seed(cfg.seed as i64);
     Ok(device)
+}
+
+/// The machine's memory (MemTotal), where /proc/meminfo says.
+fn physical_memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 =
+        info.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Runs every phase; `epochs` fixes each phase's epoch count (a refit), else `cfg.epochs` with

@@ -7,7 +7,7 @@
 //! `NEUMF_FUZZ_EXECS` sets the number of executions (default 20,000 for the test layer; the
 //! benchmark runs 1,000,000: bench/fuzz_decoder.sh).
 
-use neumf_core::codec::{ModelArtifact, Tensor32};
+use neumf_core::codec::{seal_checksum, ModelArtifact, Tensor32};
 use neumf_core::ids::IdMap;
 use neumf_core::infer::ScoringModel;
 use neumf_core::spec::{Architecture, ModelSpec};
@@ -161,6 +161,11 @@ fn mutated_blobs_never_panic() {
         let mut blob = seeds[n % seeds.len()].clone();
         for _ in 0..rng.gen_range(1..4) {
             mutate(&mut rng, &mut blob);
+        }
+        // Half the blobs get a valid checksum over their damaged bytes (as a buggy writer would
+        // produce), so that the decoder's own checks are exercised, not only the checksum.
+        if n % 2 == 1 {
+            let _ = seal_checksum(&mut blob);
         }
         let t = Instant::now();
         match catch_unwind(AssertUnwindSafe(|| exercise(&blob))) {

@@ -14,14 +14,15 @@ out=$(qc "CREATE EXTENSION neumf") || { echo "CREATE EXTENSION neumf failed: $ou
 . "$here/tests.sh"
 . "$here/upgrade.sh"
 . "$here/jobs.sh"
-run_tests "$here/tests.sh" "$here/upgrade.sh" "$here/jobs.sh"
+. "$here/faults.sh"
+run_tests "$here/tests.sh" "$here/upgrade.sh" "$here/jobs.sh" "$here/faults.sh"
 
 # Checked after everything else: no test may have crashed a backend.
 if [ ! -f "$NEUMF_PGDATA/server.log" ]; then
   echo "  - no server log at $NEUMF_PGDATA/server.log: cannot tell whether a backend crashed"
   TEST_FAILURES+=("no_backend_crash")
 elif grep "terminated by signal" "$NEUMF_PGDATA/server.log" | grep -qv "signal 9: Killed"; then
-  # (signal 9 is the kill -9 a job test sends on purpose)
+  # (signal 9 is the kill -9 the job and fault tests send on purpose)
   echo "  - server log: a backend crashed"; grep "terminated by signal" "$NEUMF_PGDATA/server.log"
   TEST_FAILURES+=("no_backend_crash")
 else

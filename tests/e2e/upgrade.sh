@@ -23,6 +23,7 @@ t_upgrade_from_every_earlier_version() {
     echo "      from $old to $current"
     local db=neumf_upgrade_${old//./_}
     fresh_database "$db"
+    qc "DROP ROLE IF EXISTS up_owner; DROP ROLE IF EXISTS up_other; CREATE ROLE up_owner; CREATE ROLE up_other" >/dev/null
     (
       export PGDATABASE=$db
       must "CREATE EXTENSION neumf VERSION '$old'" || exit 1
@@ -32,13 +33,22 @@ t_upgrade_from_every_earlier_version() {
       must "SELECT neumf_train('up_int', 'up_data', epochs => 2)" || exit 1
       must "SELECT neumf_train('up_int', 'up_data', epochs => 1, seed => 5, activate => false)" || exit 1
       must "SELECT neumf_train('up_text', 'SELECT ''u'' || user_id AS user_id, ''i'' || item_id AS item_id FROM up_data', epochs => 2)" || exit 1
+      # A model trained by an ordinary role under the old SQL: after the update it owns it.
+      must "GRANT SELECT, INSERT, UPDATE, DELETE ON neumf_model_versions, neumf_model_chunks TO up_owner, up_other;
+            GRANT SELECT ON up_data TO up_owner" || exit 1
+      must "SET ROLE up_owner; SELECT neumf_train('up_role', 'up_data', epochs => 1)" || exit 1
       local before; before=$(upgrade_fingerprint)
       [[ "$before" != *ERROR* && "$before" == *:* ]] || fail "models do not serve before the upgrade: $before"
       must "ALTER EXTENSION neumf UPDATE" || exit 1
       assert_eq "$(qc "SELECT extversion FROM pg_extension WHERE extname = 'neumf'")" "$current" "updated to $current"
       assert_eq "$(upgrade_fingerprint)" "$before" "the same scores after the upgrade"
       assert_eq "$(qc "SELECT string_agg(model || ':' || version || ':' || active, ',' ORDER BY model, version) FROM neumf_models")" \
-                "up_int:1:true,up_int:2:false,up_text:1:true" "every version kept"
+                "up_int:1:true,up_int:2:false,up_role:1:true,up_text:1:true" "every version kept"
+      assert_eq "$(qc "SELECT string_agg(DISTINCT model || ':' || owner, ',') FROM neumf_models")" \
+                "up_int:postgres,up_role:up_owner,up_text:postgres" "each model is owned by whoever trained its oldest version"
+      assert_error "SET ROLE up_other; SELECT neumf_drop('up_role')" 42501 'permission denied to drop neumf model "up_role"'
+      assert_eq "$(qc "SET ROLE up_owner; SELECT neumf_drop('up_role')")" "1" "its owner may still drop it"
+      must "REVOKE ALL ON neumf_model_versions, neumf_model_chunks, up_data FROM up_owner, up_other" || exit 1
       # Every argument the new neumf_train has, passed by name (NULL = its default).
       local every
       every=$(qc "SELECT string_agg(a || ' => NULL', ', ') FROM pg_proc p, unnest(p.proargnames[3:p.pronargs]) a
@@ -62,7 +72,8 @@ t_upgrade_from_every_earlier_version() {
     else
       echo "      upgraded schema = fresh install ($objects objects and the extension's configuration tables compared)"
     fi
-    psql -X -q -d postgres -c "DROP DATABASE $db WITH (FORCE)" -c "DROP DATABASE neumf_upgrade_fresh WITH (FORCE)" >/dev/null
+    psql -X -q -d postgres -c "DROP DATABASE $db WITH (FORCE)" -c "DROP DATABASE neumf_upgrade_fresh WITH (FORCE)" \
+      -c "DROP ROLE up_owner" -c "DROP ROLE up_other" >/dev/null
   done
   [ "$tried" -gt 0 ] || fail "no earlier version under sql/install to upgrade from"
 }

@@ -1,5 +1,6 @@
 -- Every object of the neumf extension with its full definition, one row each, in a stable
--- order: two databases hold the same extension exactly when this query returns the same rows.
+-- order: two databases hold the same extension exactly when this query returns the same rows
+-- (privileges compared as what they grant: an explicit ACL equal to the default is the default).
 -- The upgrade test compares an upgraded database with a fresh install this way.
 WITH ext AS (SELECT oid, extnamespace FROM pg_extension WHERE extname = 'neumf'),
 members AS (
@@ -12,7 +13,7 @@ described AS (
            WHEN 'pg_proc'::regclass THEN
                (SELECT CASE WHEN p.prokind IN ('f', 'p', 'w') THEN pg_get_functiondef(p.oid)
                             ELSE 'aggregate ' || pg_get_function_identity_arguments(p.oid) END
-                       || ' | acl ' || coalesce(p.proacl::text, 'default')
+                       || ' | acl ' || coalesce(p.proacl, acldefault('f', p.proowner))::text
                 FROM pg_proc p WHERE p.oid = m.objid)
            WHEN 'pg_class'::regclass THEN
                (SELECT 'kind ' || c.relkind::text
@@ -28,8 +29,14 @@ described AS (
                                                   FROM pg_index i WHERE i.indrelid = c.oid), '')
                        || ' | triggers ' || coalesce((SELECT string_agg(pg_get_triggerdef(t.oid), '; ' ORDER BY t.tgname)
                                                    FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), '')
+                       || ' | row security ' || c.relrowsecurity::text || ' ' || c.relforcerowsecurity::text
+                       || ' | policies ' || coalesce((SELECT string_agg(p.polname || ' ' || p.polcmd::text || ' ' || p.polpermissive::text
+                                                                     || ' using ' || coalesce(pg_get_expr(p.polqual, p.polrelid), '')
+                                                                     || ' check ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''),
+                                                                     '; ' ORDER BY p.polname)
+                                                   FROM pg_policy p WHERE p.polrelid = c.oid), '')
                        || ' | view ' || coalesce(pg_get_viewdef(c.oid), '')
-                       || ' | acl ' || coalesce(c.relacl::text, 'default')
+                       || ' | acl ' || coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text
                 FROM pg_class c WHERE c.oid = m.objid)
            WHEN 'pg_type'::regclass THEN
                (SELECT 'type ' || t.typtype::text || ' ' || format_type(t.oid, NULL) FROM pg_type t WHERE t.oid = m.objid)
