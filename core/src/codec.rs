@@ -275,19 +275,24 @@ mod tests {
     use super::*;
     use crate::spec::Architecture;
 
-    #[test]
-    fn roundtrip_bigint_and_text() {
+    /// Two users, two items, one weight tensor.
+    fn small_artifact(item_ids: IdMap) -> ModelArtifact {
         let mut weights = BTreeMap::new();
         weights.insert("output.weight".into(), Tensor32 { shape: vec![1, 3], data: vec![0.5, -1.0, 2.25] });
-        let art = ModelArtifact {
+        ModelArtifact {
             spec: ModelSpec { architecture: Architecture::Gmf, factors: 3, layers: vec![] },
             weights,
             user_ids: IdMap::from_ints(vec![42, 7]),
-            item_ids: IdMap::from_texts(vec!["ä-uuid".into(), "b".into()]),
+            item_ids,
             seen_ptr: vec![0, 1, 2],
             seen_items: vec![1, 0],
             popularity: vec![1, 1],
-        };
+        }
+    }
+
+    #[test]
+    fn roundtrip_bigint_and_text() {
+        let art = small_artifact(IdMap::from_texts(vec!["ä-uuid".into(), "b".into()]));
         let blob = art.encode(&BTreeMap::from([("trained_by".to_string(), "x".to_string())])).unwrap();
         let back = ModelArtifact::decode(&blob).unwrap();
         assert_eq!(back.spec, art.spec);
@@ -315,17 +320,7 @@ mod tests {
     /// field (written before checksums) still decodes.
     #[test]
     fn checksum_covers_header_and_data() {
-        let mut weights = BTreeMap::new();
-        weights.insert("output.weight".into(), Tensor32 { shape: vec![1, 3], data: vec![0.5, -1.0, 2.25] });
-        let art = ModelArtifact {
-            spec: ModelSpec { architecture: Architecture::Gmf, factors: 3, layers: vec![] },
-            weights,
-            user_ids: IdMap::from_ints(vec![42, 7]),
-            item_ids: IdMap::from_ints(vec![1, 2]),
-            seen_ptr: vec![0, 1, 2],
-            seen_items: vec![1, 0],
-            popularity: vec![1, 1],
-        };
+        let art = small_artifact(IdMap::from_ints(vec![1, 2]));
         let blob = art.encode(&BTreeMap::new()).unwrap();
         assert!(ModelArtifact::decode(&blob).is_ok());
         let at = checksum_position(&blob).unwrap();

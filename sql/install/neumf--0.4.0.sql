@@ -203,10 +203,13 @@ CREATE FUNCTION neumf_synthetic_interactions(
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     IF users < 1 OR items < clusters OR per_user < 1 OR clusters < 1 THEN
-        RAISE EXCEPTION 'neumf_synthetic_interactions: need users >= 1, per_user >= 1, clusters >= 1 and items >= clusters';
+        RAISE EXCEPTION 'neumf_synthetic_interactions: need users >= 1, per_user >= 1, clusters >= 1 and items >= clusters'
+            USING ERRCODE = '22023',
+                  HINT = pg_catalog.format('Got users %s, items %s, per_user %s, clusters %s.', users, items, per_user, clusters);
     END IF;
     IF in_cluster < 0 OR in_cluster > 1 OR skew < 1 THEN
-        RAISE EXCEPTION 'neumf_synthetic_interactions: in_cluster must be in [0, 1] and skew >= 1';
+        RAISE EXCEPTION 'neumf_synthetic_interactions: in_cluster must be in [0, 1] and skew >= 1'
+            USING ERRCODE = '22023', HINT = pg_catalog.format('Got in_cluster %s, skew %s.', in_cluster, skew);
     END IF;
     PERFORM setseed(seed);
     RETURN QUERY

@@ -47,40 +47,34 @@ t_fault_kill9_mid_training() {
   assert_eq "$(qc "SELECT version FROM neumf_models WHERE model = 'fk_model' AND active")" "2" "the next training stores version 2"
 }
 
-t_fault_kill9_mid_store() {
-  small_table fs_small
-  must "SELECT neumf_train('fs_model', 'fs_small', epochs => 1)" || return 1
-  local before score; before=$(versions_and_chunks); score=$(qc "SELECT neumf_score('fs_model', 1, 5)")
+# Trains model $1 once, then again with a slow store, and strikes with $2 (kill9 | stop) while
+# the second training writes its chunks; afterwards the first version must be untouched.
+strike_mid_store() { # model fault
+  local model=$1 fault=$2 app=neumf_fault_$2
+  small_table "${model}_data"
+  must "SELECT neumf_train('$model', '${model}_data', epochs => 1)" || return 1
+  local before score; before=$(versions_and_chunks); score=$(qc "SELECT neumf_score('$model', 1, 5)")
   slow_store_on || return 1
-  train_in_background neumf_fault_store fs_model fs_small 1
+  train_in_background "$app" "$model" "${model}_data" 1
   local bg=$!
   # Inside the store: the session sleeps in the trigger on a chunk insert.
-  wait_until "EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'neumf_fault_store' AND wait_event = 'PgSleep')" 120 >/dev/null \
+  wait_until "EXISTS (SELECT FROM pg_stat_activity WHERE application_name = '$app' AND wait_event = 'PgSleep')" 120 >/dev/null \
     || { fail "the training did not reach its store"; slow_store_off; return 1; }
-  local written; written=$(qc "SELECT phase FROM neumf_jobs WHERE model = 'fs_model' AND synchronous AND status = 'running'")
-  kill -9 "$(session_pid neumf_fault_store)" || { fail "could not kill -9 the storing backend"; slow_store_off; return 1; }
-  wait $bg; sleep 1; wait_server || return 1
-  slow_store_off
-  echo "      killed while its phase was: $written"
-  assert_untouched fs_model "$before" "$score"
-}
-
-t_fault_immediate_stop_mid_store() {
-  small_table fi_small
-  must "SELECT neumf_train('fi_model', 'fi_small', epochs => 1)" || return 1
-  local before score; before=$(versions_and_chunks); score=$(qc "SELECT neumf_score('fi_model', 1, 5)")
-  slow_store_on || return 1
-  train_in_background neumf_fault_stop fi_model fi_small 1
-  local bg=$!
-  wait_until "EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'neumf_fault_stop' AND wait_event = 'PgSleep')" 120 >/dev/null \
-    || { fail "the training did not reach its store"; slow_store_off; return 1; }
-  cluster stop-immediate
-  wait $bg
-  cluster start
+  local phase; phase=$(qc "SELECT phase FROM neumf_jobs WHERE model = '$model' AND synchronous AND status = 'running'")
+  case $fault in
+    kill9) kill -9 "$(session_pid "$app")" || { fail "could not kill -9 the storing backend"; slow_store_off; return 1; }
+           wait $bg; sleep 1 ;;
+    stop) cluster stop-immediate; wait $bg; cluster start ;;
+  esac
   wait_server || return 1
   slow_store_off
-  assert_untouched fi_model "$before" "$score"
+  echo "      struck ($fault) while its phase was: $phase"
+  assert_untouched "$model" "$before" "$score"
 }
+
+t_fault_kill9_mid_store() { strike_mid_store fs_model kill9; }
+
+t_fault_immediate_stop_mid_store() { strike_mid_store fi_model stop; }
 
 # pgbench: 8 clients rank the same candidates for 60 s while the model is retrained and
 # activated twice. Every answer must be one complete version's ranking (compared with each
