@@ -84,18 +84,22 @@ fn abort_open_transaction() {
 
 /// Runs `body` as the job's role (like SET ROLE, in a security-restricted context as
 /// autovacuum runs index functions), with the job's recorded settings local to this
-/// transaction, applied as that role.
+/// transaction, applied as that role. Every setting the submitter's code changes, even with
+/// session scope (`set_config(…, false)` in the source query), is undone afterwards, as
+/// PostgreSQL's maintenance commands do: the worker's own queries, as superuser, must never
+/// run under a search_path the submitter chose.
 fn as_submitter<R>(job: &Job, body: impl FnOnce() -> R) -> R {
     let (mut saved_user, mut saved_context) = (pg_sys::Oid::INVALID, 0);
     // SAFETY: saved and restored around body; an error aborts the transaction, which
-    // restores them too.
-    unsafe {
+    // restores them (and the settings) too.
+    let nest_level = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         pg_sys::SetUserIdAndSecContext(
             job.role,
             saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
-    }
+        pg_sys::NewGUCNestLevel()
+    };
     // The database's defaults unless the job recorded the submitter's (only the captured keys).
     Spi::run("SET LOCAL search_path TO DEFAULT").or_raise("resetting search_path");
     Spi::run_with_args(
@@ -107,9 +111,12 @@ fn as_submitter<R>(job: &Job, body: impl FnOnce() -> R) -> R {
     )
     .or_raise("applying the job's settings");
     let result = body();
-    // SAFETY: see above.
-    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
-    Spi::run("SET LOCAL search_path = pg_catalog").or_raise("resetting search_path");
+    // SAFETY: see above; AtEOXact_GUC(false, …) reverts every setting changed at or above the
+    // nest level taken before the submitter's code ran.
+    unsafe {
+        pg_sys::AtEOXact_GUC(false, nest_level);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+    }
     result
 }
 

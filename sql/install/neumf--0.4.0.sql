@@ -78,6 +78,7 @@ RETURN EXISTS (SELECT FROM pg_catalog.pg_roles r
 -- Only neumf_admin members may give a model to another role.
 CREATE FUNCTION neumf_model_versions_owner() RETURNS trigger
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     admin boolean := EXISTS (SELECT FROM pg_catalog.pg_roles r
@@ -85,12 +86,19 @@ DECLARE
     current_owner name;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        SELECT v.owner INTO current_owner FROM @extschema@.neumf_model_versions v WHERE v.model = NEW.model LIMIT 1;
+        -- Two first versions of a new name inserted at once must not get two owners.
+        PERFORM pg_advisory_xact_lock(hashtextextended('neumf/owner/' || NEW.model, 0));
+        SELECT v.owner INTO current_owner FROM @extschema@.neumf_model_versions v
+        WHERE v.model = NEW.model ORDER BY v.version LIMIT 1;
         IF current_owner IS NOT NULL THEN
             NEW.owner := current_owner;
         ELSIF NEW.owner IS NULL OR NOT admin THEN
             NEW.owner := current_user;
         END IF;
+    ELSIF (NEW.model, NEW.version) IS DISTINCT FROM (OLD.model, OLD.version) AND NOT admin THEN
+        -- Moving a version under another name would put it in a model its owner does not own.
+        RAISE EXCEPTION 'permission denied to rename or renumber version % of neumf model "%"', OLD.version, OLD.model
+            USING ERRCODE = '42501', HINT = 'Train under the other name instead; only members of neumf_admin may move versions.';
     ELSIF NEW.owner IS DISTINCT FROM OLD.owner AND NOT admin THEN
         RAISE EXCEPTION 'permission denied to change the owner of neumf model "%"', OLD.model
             USING ERRCODE = '42501', HINT = 'Only members of neumf_admin may give a model to another role.';

@@ -41,6 +41,11 @@ SELECT (pg_temp.error_of($$INSERT INTO neumf_model_versions (model, version, arc
     item_id_type, n_users, n_items, n_interactions, rows_read, rows_skipped, train_seconds, device, size_bytes, source, owner)
     VALUES ('pv_model', 99, 'gmf', '{}', 'bigint', 'bigint', 0, 0, 0, 0, '{}', 0, 'cpu', 0, 'x', 'pv_bob')$$)).*;
 SELECT (pg_temp.error_of($$INSERT INTO neumf_model_chunks VALUES ('pv_model', 1, 99, '\x00')$$)).*;
+-- ... and he cannot move his own version, or its chunks, under her model's name.
+SELECT version FROM neumf_train('pv_bobs', 'pv_small', epochs => 1, validation => false);
+SELECT (pg_temp.error_of($$UPDATE neumf_model_versions SET model = 'pv_model', version = 2147483647 WHERE model = 'pv_bobs'$$)).*;
+SELECT (pg_temp.error_of($$UPDATE neumf_model_chunks SET model = 'pv_model' WHERE model = 'pv_bobs'$$)).*;
+SELECT neumf_drop('pv_bobs');
 -- Serving and export need nothing more than SELECT.
 SELECT neumf_score('pv_model', 1, 1) BETWEEN 0 AND 1 AS bob_serves, length(neumf_export('pv_model')) > 0 AS bob_exports;
 RESET ROLE;
@@ -90,6 +95,27 @@ SELECT version FROM neumf_train($$pv'; DROP TABLE pv_small; --$$, 'pv_small', ep
 RESET ROLE;
 SELECT count(*) AS pv_small_still_there FROM pv_small WHERE false;
 SELECT owner FROM neumf_models WHERE model = $$pv'; DROP TABLE pv_small; --$$;
+-- A job's source runs as its submitter and cannot leave settings behind for the job worker's
+-- own queries, which run as superuser: a search_path set with session scope in the source
+-- (here putting an operator of the submitter's first) is undone once the source is read.
+CREATE SCHEMA pv_evil AUTHORIZATION pv_alice;
+GRANT INSERT ON neumf_job_runs TO pv_alice;
+GRANT USAGE ON SEQUENCE neumf_job_runs_job_id_seq TO pv_alice;
+SET ROLE pv_alice;
+CREATE TABLE pv_evil.calls (by_role name);
+GRANT INSERT ON pv_evil.calls TO PUBLIC;
+GRANT USAGE ON SCHEMA pv_evil TO PUBLIC;
+CREATE FUNCTION pv_evil.eq(text, text) RETURNS boolean LANGUAGE plpgsql AS
+    $$BEGIN INSERT INTO pv_evil.calls VALUES (current_user); RETURN pg_catalog.texteq($1, $2); END$$;
+CREATE OPERATOR pv_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = pv_evil.eq);
+SELECT neumf_train_async('pv_job', $$SELECT user_id, item_id FROM pv_small
+    WHERE pg_catalog.set_config('search_path', 'pv_evil, pg_catalog', false) IS NOT NULL$$,
+    epochs => 1, validation => false) AS job \gset
+RESET ROLE;
+SELECT status FROM neumf_wait(:job, '120 s');
+SELECT count(*) FILTER (WHERE by_role <> 'pv_alice') AS operator_calls_as_another_role FROM pv_evil.calls;
+SELECT neumf_drop('pv_job');
+DROP SCHEMA pv_evil CASCADE;
 -- No function of the extension runs with its definer's rights.
 SELECT count(*) AS security_definer_functions
 FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
@@ -99,5 +125,6 @@ WHERE p.prosecdef;
 SELECT neumf_drop('pv_rls_model'), neumf_drop($$pv'; DROP TABLE pv_small; --$$);
 DROP TABLE pv_rls, pv_secret, pv_small;
 DELETE FROM neumf_job_runs WHERE submitted_by::text LIKE 'pv\_%';
-REVOKE ALL ON neumf_model_versions, neumf_model_chunks FROM pv_alice, pv_bob, pv_carol, pv_dave, pv_reader;
+REVOKE ALL ON neumf_model_versions, neumf_model_chunks, neumf_job_runs FROM pv_alice, pv_bob, pv_carol, pv_dave, pv_reader;
+REVOKE ALL ON SEQUENCE neumf_job_runs_job_id_seq FROM pv_alice;
 DROP ROLE pv_alice, pv_bob, pv_carol, pv_dave, pv_reader;
