@@ -138,6 +138,9 @@ pub fn run_with(model: Option<&str>, source: Option<&str>, options: &TrainOption
 /// Checks the name, every option and that the caller may (re)train the model; nothing is read
 /// before this succeeds.
 pub fn plan(model: &str, options: &TrainOptions<'_>) -> TrainConfig {
+    // On a hot standby: 25006 "cannot execute neumf_train during recovery", before any work.
+    // SAFETY: a plain PostgreSQL check that raises an ERROR.
+    unsafe { pg_sys::PreventCommandDuringRecovery(c"neumf_train".as_ptr()) };
     check_model_name(model).unwrap_or_else(|e| bad_model_name(model, &e));
     let cfg = options.resolve().unwrap_or_else(|e| invalid_argument_hint(e.message, &e.hint));
     storage::check_may_change(model, "retrain");
