@@ -5,15 +5,9 @@
 
 STANDBY_DATA=${NEUMF_STANDBY_PGDATA:-$(dirname "$NEUMF_PGDATA")/standby}
 STANDBY_PORT=$((NEUMF_PGPORT - 1))
-STANDBY_LOG=$STANDBY_DATA.log
-standby_pg() { # command…: as the postgres user, like scripts/cluster.sh
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- env -u RUST_BACKTRACE "$@"; else env -u RUST_BACKTRACE "$@"; fi
-}
+standby() { NEUMF_PGDATA=$STANDBY_DATA NEUMF_PGPORT=$STANDBY_PORT cluster "$@"; }
 sq() { PGPORT=$STANDBY_PORT qc "$1"; }
-standby_stop() {
-  standby_pg "$PG_BIN/pg_ctl" -D "$STANDBY_DATA" -m fast -w stop >/dev/null 2>&1 || true
-  rm -rf "$STANDBY_DATA" "$STANDBY_LOG"
-}
+standby_stop() { standby stop; rm -rf "$STANDBY_DATA"; }
 # Waits until the standby has replayed everything the primary has written so far.
 wait_replayed() {
   local lsn; lsn=$(qc "SELECT pg_current_wal_lsn()")
@@ -29,12 +23,13 @@ t_replica_serves_and_follows_activations() {
   must "SELECT neumf_train('rp_model', 'rp_small', epochs => 2, seed => 2, activate => false)" || return 1
   standby_stop
   mkdir -p "$STANDBY_DATA"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$STANDBY_DATA"; chmod 700 "$STANDBY_DATA"
-  standby_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$NEUMF_PGPORT" -U postgres -D "$STANDBY_DATA" -R -X stream -c fast >/dev/null 2>&1 \
+  local as_postgres=(); [ "$(id -u)" = 0 ] && as_postgres=(runuser -u postgres --)
+  "${as_postgres[@]}" "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$NEUMF_PGPORT" -U postgres -D "$STANDBY_DATA" -R -X stream -c fast >/dev/null 2>&1 \
     || { fail "pg_basebackup failed"; return 1; }
-  rm -f "$STANDBY_DATA/server.log"  # the primary's, copied with its data directory
+  # The copy has the primary's log and settings: a fresh log, and its own port and socket.
+  rm -f "$STANDBY_DATA/server.log"
   printf "port = %s\nunix_socket_directories = '%s'\n" "$STANDBY_PORT" "$STANDBY_DATA" >>"$STANDBY_DATA/postgresql.auto.conf"
-  standby_pg "$PG_BIN/pg_ctl" -D "$STANDBY_DATA" -l "$STANDBY_LOG" -w -t 60 start >/dev/null \
-    || { fail "the standby did not start: $(tail -5 "$STANDBY_LOG")"; return 1; }
+  standby start || { fail "the standby did not start: $(tail -5 "$STANDBY_DATA/server.log")"; return 1; }
   assert_eq "$(sq "SELECT pg_is_in_recovery()")" "t" "the standby is in recovery (streaming)"
   wait_replayed || { standby_stop; return 1; }
   local ranking="SELECT string_agg(item_id || ':' || round(score::numeric, 6), ',' ORDER BY rank) FROM neumf_rank('rp_model', 7, ARRAY(SELECT generate_series(1, 60))::bigint[], 10)"
@@ -64,6 +59,6 @@ t_replica_serves_and_follows_activations() {
   local out; out=$(PGPORT=$STANDBY_PORT psql -X -q -tA -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "SELECT neumf_train('rp_model', 'rp_small', epochs => 1)" 2>&1) \
     && fail "training on the standby succeeded: $out"
   [[ "$out" == *25006* ]] || fail "training on the standby: expected SQLSTATE 25006, got: $out"
-  grep -E "PANIC|terminated by signal" "$STANDBY_LOG" && fail "the standby's log shows a crash"
+  grep -E "PANIC|terminated by signal" "$STANDBY_DATA/server.log" && fail "the standby's log shows a crash"
   standby_stop
 }
