@@ -8,9 +8,11 @@ STANDBY_PORT=$((NEUMF_PGPORT - 1))
 standby() { NEUMF_PGDATA=$STANDBY_DATA NEUMF_PGPORT=$STANDBY_PORT cluster "$@"; }
 sq() { PGPORT=$STANDBY_PORT qc "$1"; }
 standby_stop() { standby stop; rm -rf "$STANDBY_DATA"; }
-# Waits until the standby has replayed everything the primary has written so far.
+# Waits until the standby has replayed everything the primary has written so far. The insert
+# position, not pg_current_wal_lsn(): with synchronous_commit = off (scripts/cluster.sh) a
+# commit record may not have been written out yet when this asks.
 wait_replayed() {
-  local lsn; lsn=$(qc "SELECT pg_current_wal_lsn()")
+  local lsn; lsn=$(qc "SELECT pg_current_wal_insert_lsn()")
   local i; for i in $(seq 1 600); do
     [ "$(sq "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = t ] && return 0; sleep 0.1
   done
