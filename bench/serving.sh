@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Serving benchmark (issue 4): neumf_rank / neumf_recommend against reading precomputed rows,
-# with pgbench against one local PostgreSQL 15, in one run. Prints every figure beside its
+# Serving benchmark (issues 4 and 11): neumf_rank / neumf_recommend against reading precomputed
+# rows, with pgbench against one local PostgreSQL 15, in one run; then production scale
+# (bench/serving_scale.sh; BENCH_SCALE=0 skips it). Prints every figure beside its
 # baseline. Needs ../shared/data/ml-100k (NEUMF_SHARED) and the installed extension
 # (scripts/install.sh). Usage: bench/serving.sh [seconds per pgbench run, default 20]
 set -euo pipefail
@@ -126,6 +127,12 @@ echo "== 5. serving kernel vs libtorch forward pass, every (user, item) pair"
 psql -X -q -tA -c "SELECT encode(neumf_export('ml100k'), 'hex')" | python3 -c "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))" > "$work/model.safetensors"
 kernel=$(cd "$repo" && cargo run -q --release -p neumf-core --example kernel_check -- "$work/model.safetensors")
 
+if [ "${BENCH_SCALE:-1}" = 1 ]; then
+  . "$here/serving_scale.sh"
+else
+  scale_report="6–11. production scale: skipped (BENCH_SCALE=0)"
+fi
+
 cat <<REPORT
 
 === serving benchmark (ML-100K NeuMF, $(nproc) cores, pgbench $CLIENTS clients, -M prepared) ===
@@ -137,4 +144,5 @@ cat <<REPORT
    -C without shared_preload_libraries: neumf_rank $rank_c_nopre tps
 4. backend USS growth after the first neumf_rank: $growth_kb kB ($uss_before → $uss_after kB)   vs budget 2 × model ($size B) + 16 MB = $budget_kb kB
 5. kernel vs libtorch: $kernel
+$scale_report
 REPORT

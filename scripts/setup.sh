@@ -23,8 +23,9 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # --- system packages -------------------------------------------------------------------------
 need_pkgs=()
 # postgresql-15-cron: the scheduling test (neumf_train_async from pg_cron); the client package
-# brings pg_basebackup (the replica test), the server package pgbench (the load test).
-for p in postgresql-$PG_MAJOR postgresql-client-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-cron libclang-dev clang sudo pkg-config; do
+# brings pg_basebackup (the replica test), the server package pgbench (the load test);
+# pgbouncer: the connection-pooler test (transaction pooling).
+for p in postgresql-$PG_MAJOR postgresql-client-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-cron pgbouncer libclang-dev clang sudo pkg-config; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

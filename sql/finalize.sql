@@ -36,8 +36,10 @@ CREATE TRIGGER neumf_model_versions_changed
 -- Row estimates for the planner (pgrx has no ROWS attribute).
 ALTER FUNCTION neumf_rank(text, bigint, bigint[], integer) ROWS 10;
 ALTER FUNCTION neumf_rank(text, text, text[], integer) ROWS 10;
-ALTER FUNCTION neumf_recommend(text, bigint, integer, boolean) ROWS 10;
-ALTER FUNCTION neumf_recommend(text, text, integer, boolean) ROWS 10;
+ALTER FUNCTION neumf_recommend(text, bigint, integer, boolean, integer) ROWS 10;
+ALTER FUNCTION neumf_recommend(text, text, integer, boolean, integer) ROWS 10;
+ALTER FUNCTION neumf_item_vectors(text) ROWS 10000;
+ALTER FUNCTION neumf_images() ROWS 10;
 
 -- Every training of this database: the job table joined with the live progress of what is
 -- running (a synchronous neumf_train shows with job_id NULL until its transaction commits).

@@ -53,10 +53,46 @@ fn neumf_export(model: Option<&str>, version: default!(Option<i32>, "NULL")) -> 
     storage::load_blob(model, version)
 }
 
-/// The models this backend holds decoded in memory, most recently used first.
-#[pg_extern(volatile, parallel_unsafe)]
-fn neumf_cache() -> TableIterator<'static, (name!(model, String), name!(version, i32), name!(bytes, i64))> {
+/// The models this backend has attached, most recently used first: `bytes` is the size of
+/// the mapped serving image (shared with every backend; `shared`) or of a private copy.
+#[pg_extern(name = "neumf_cache", volatile, parallel_unsafe)]
+fn neumf_cache_attached(
+) -> TableIterator<'static, (name!(model, String), name!(version, i32), name!(bytes, i64), name!(shared, bool))> {
     TableIterator::new(crate::cache::snapshot())
+}
+
+/// The serving images of this database on this server ($PGDATA/neumf_images/<database oid>):
+/// `verified` once their checksum has been checked under the current server start; `model` is
+/// NULL for a file whose header is damaged (it is rebuilt on next use).
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn neumf_images() -> TableIterator<
+    'static,
+    (
+        name!(model, Option<String>),
+        name!(version, Option<i32>),
+        name!(bytes, i64),
+        name!(verified, bool),
+        name!(built_at, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(path, String),
+    ),
+> {
+    let files = crate::images::store().list(crate::images::server_start());
+    TableIterator::new(files.into_iter().map(|f| {
+        // PostgreSQL timestamps count µs from 2000-01-01.
+        let built_at = f.modified.duration_since(std::time::UNIX_EPOCH).ok().and_then(|d| {
+            let pg_micros = d.as_micros() as i64 - 946_684_800_000_000;
+            pgrx::datum::TimestampWithTimeZone::try_from(pg_micros).ok()
+        });
+        (
+            f.identity.as_ref().map(|i| i.model.clone()),
+            f.identity.as_ref().map(|i| i.version),
+            f.bytes as i64,
+            f.verified,
+            built_at,
+            f.path.display().to_string(),
+        )
+    }))
 }
 
 /// Statement trigger on neumf_model_versions: queue a relcache invalidation of the table, which

@@ -91,3 +91,33 @@ fn neumf_train(
     };
     TableIterator::once(run_with(model, source, &options))
 }
+
+/// `neumf_recommend(model, bigint, k, exclude_seen)` of 0.1.0–0.4.0, symbol
+/// `neumf_recommend_wrapper` (STRICT there).
+#[pg_extern(sql = false, stable, parallel_safe, strict)]
+fn neumf_recommend(
+    model: &str,
+    user_id: i64,
+    k: i32,
+    exclude_seen: bool,
+) -> TableIterator<'static, (name!(item_id, i64), name!(score, f64), name!(rank, i32), name!(source, &'static str))> {
+    crate::serve::neumf_recommend_items(Some(model), Some(user_id), Some(k), Some(exclude_seen), None)
+}
+
+/// The text form of the above, symbol `neumf_recommend_text_wrapper`.
+#[pg_extern(sql = false, stable, parallel_safe, strict)]
+fn neumf_recommend_text(
+    model: &str,
+    user_id: &str,
+    k: i32,
+    exclude_seen: bool,
+) -> TableIterator<'static, (name!(item_id, String), name!(score, f64), name!(rank, i32), name!(source, &'static str))>
+{
+    crate::serve::neumf_recommend_items_text(Some(model), Some(user_id), Some(k), Some(exclude_seen), None)
+}
+
+/// `neumf_cache()` of 0.1.0–0.4.0 (no `shared` column), symbol `neumf_cache_wrapper`.
+#[pg_extern(sql = false, volatile, parallel_unsafe)]
+fn neumf_cache() -> TableIterator<'static, (name!(model, String), name!(version, i32), name!(bytes, i64))> {
+    TableIterator::new(crate::cache::snapshot().into_iter().map(|(m, v, b, _)| (m, v, b)))
+}

@@ -17,6 +17,14 @@ pub static CHUNK_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 /// Upper bound on the decoded models one backend keeps, in kB; least recently used go first.
 pub static MODEL_CACHE_KB: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 
+/// Whether backends serve from one shared serving image per model version (else each decodes
+/// a private copy).
+pub static SERVING_IMAGES: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// Milliseconds a serving-image build sleeps after creating its temporary file: lets tests
+/// strike a backend mid-build. Not for production; superuser only, hidden.
+pub static TEST_IMAGE_BUILD_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
+
 /// Versions of a model kept after a successful training: older inactive ones are pruned
 /// (the active version never is). 0 keeps every version.
 pub static KEEP_VERSIONS: GucSetting<i32> = GucSetting::<i32>::new(5);
@@ -60,13 +68,31 @@ pub fn register() {
     );
     GucRegistry::define_int_guc(
         c"neumf.model_cache_size",
-        c"Memory each backend may use for decoded models.",
-        c"Least recently used models are evicted beyond this; the model being served is always kept (0 keeps only that one).",
+        c"Size of the models each backend keeps attached.",
+        c"Least recently used models are let go beyond this; the model being served is always kept (0 keeps only that one). Serving images count as the size mapped (shared pages, not private memory); private copies as the memory they use.",
         &MODEL_CACHE_KB,
         0,
         i32::MAX,
         GucContext::Userset,
         GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_bool_guc(
+        c"neumf.serving_images",
+        c"Serve models from one shared, read-only image per server.",
+        c"The first backend that serves a model version writes its serving image under $PGDATA/neumf_images; every backend then maps that one copy. Off: each backend decodes a private copy, as before 0.5.",
+        &SERVING_IMAGES,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"neumf.test_image_build_delay",
+        c"Testing only: pause inside each serving-image build.",
+        c"",
+        &TEST_IMAGE_BUILD_DELAY_MS,
+        0,
+        600_000,
+        GucContext::Suset,
+        GucFlags::NO_SHOW_ALL | GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
         c"neumf.chunk_size",

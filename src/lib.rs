@@ -18,6 +18,7 @@
 //! | errors and their SQLSTATEs                      | `src/errors.rs`  |
 //! | `neumf_synthetic_interactions` (demo/bench data) | `sql/synthetic.sql` |
 //! | per-backend model cache + invalidation          | `src/cache.rs`   |
+//! | serving images shared by all backends (`neumf_images`) | `src/images.rs`, files in `neumf_core::image_store` |
 //! | reading the training source through SPI         | `src/source.rs`  |
 //! | model storage (version rows, bytea chunks)      | `src/storage.rs` |
 //! | GUCs (`neumf.*`)                                | `src/guc.rs`     |
@@ -30,6 +31,7 @@ mod compat;
 mod errors;
 mod evaluate;
 mod guc;
+mod images;
 mod job_progress;
 mod jobs;
 mod serve;

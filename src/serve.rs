@@ -4,7 +4,7 @@
 use crate::cache;
 use crate::errors::invalid_argument_hint;
 use neumf_core::ids::IdRef;
-use neumf_core::infer::{sigmoid, top_k, ScoringModel};
+use neumf_core::infer::{ScoringModel, TwoStageError};
 use pgrx::prelude::*;
 
 /// `k` as a count of results, or a clear ERROR.
@@ -99,44 +99,68 @@ fn neumf_rank_text(
 const FROM_MODEL: &str = "model";
 const FROM_POPULARITY: &str = "popularity";
 
+/// Raises 22023 for a model without GMF vectors (MLP-only), which has no cheap first stage.
+fn no_gmf(model: &str, what: &str) -> ! {
+    invalid_argument_hint(
+        format!("neumf model \"{model}\" has no GMF part, so it has no {what}"),
+        "Only architectures gmf and neumf have GMF vectors; leave candidates out to rank the whole catalogue exactly.",
+    )
+}
+
 /// Top k over the whole catalogue: (item index, score, source), best first. A user the model
 /// does not know gets the most popular items, scored by the share of users who chose them.
-fn recommend(m: &ScoringModel, user: IdRef<'_>, k: usize, exclude_seen: bool) -> Vec<(u32, f64, &'static str)> {
+/// `shortlist`: two stages (`ScoringModel::recommend`).
+fn recommend(
+    model: &str,
+    m: &ScoringModel,
+    user: IdRef<'_>,
+    k: usize,
+    exclude_seen: bool,
+    shortlist: Option<usize>,
+) -> Vec<(u32, f64, &'static str)> {
     let Some(u) = m.user_index(user) else {
         return m.most_popular(k).into_iter().map(|(i, share)| (i, share, FROM_POPULARITY)).collect();
     };
-    let seen = if exclude_seen { m.seen(u) } else { &[] };
-    // `seen` is sorted, so one forward walk leaves the user's items out.
-    let mut next_seen = seen.iter().peekable();
-    let items: Vec<u32> = (0..m.n_items() as u32)
-        .filter(|item| {
-            if next_seen.peek() == Some(&item) {
-                next_seen.next();
-                return false;
-            }
-            true
-        })
-        .collect();
-    let mut logits = Vec::with_capacity(items.len());
-    m.user_context(u).logits(&items, &mut logits);
-    let scored: Vec<(f32, u32)> = logits.into_iter().zip(items).collect();
-    top_k(scored, k).into_iter().map(|(logit, item)| (item, sigmoid(logit) as f64, FROM_MODEL)).collect()
+    match m.recommend(u, k, exclude_seen, shortlist) {
+        Ok(top) => top.into_iter().map(|(item, p)| (item, p as f64, FROM_MODEL)).collect(),
+        Err(TwoStageError::NoGmf) => no_gmf(model, "first stage for candidates =>"),
+    }
+}
+
+/// `candidates` as a shortlist length, or a clear ERROR.
+fn check_candidates(candidates: Option<i32>) -> Option<usize> {
+    let n = candidates?;
+    if n <= 0 {
+        invalid_argument_hint(
+            format!("candidates must be a positive number of items to shortlist, got {n}"),
+            "Pass candidates => N (N >= k; a few hundred to a few thousand) for two stages, or leave it out for an exact ranking.",
+        );
+    }
+    Some(n as usize)
 }
 
 /// The top `k` items of the whole catalogue for the user; items the user interacted with in
 /// training are left out unless `exclude_seen` is false. `source` is 'model', or 'popularity'
 /// for a user the model does not know (cold start: the most popular items, scored by the share
-/// of users who interacted with each).
-#[pg_extern(stable, parallel_safe, strict)]
-fn neumf_recommend(
-    model: &str,
-    user_id: i64,
-    k: default!(i32, 10),
-    exclude_seen: default!(bool, true),
+/// of users who interacted with each). `candidates => N` ranks in two stages: the N best items
+/// by their GMF term alone, then the full model over those N (for large catalogues; exact when
+/// NULL). Not STRICT only because `candidates` may be NULL: any other NULL argument returns no
+/// rows, as before.
+#[pg_extern(name = "neumf_recommend", stable, parallel_safe)]
+pub fn neumf_recommend_items(
+    model: Option<&str>,
+    user_id: Option<i64>,
+    k: default!(Option<i32>, 10),
+    exclude_seen: default!(Option<bool>, true),
+    candidates: default!(Option<i32>, "NULL"),
 ) -> TableIterator<'static, (name!(item_id, i64), name!(score, f64), name!(rank, i32), name!(source, &'static str))> {
+    let (Some(model), Some(user_id), Some(k), Some(exclude_seen)) = (model, user_id, k, exclude_seen) else {
+        return TableIterator::new(Vec::new());
+    };
     let k = check_k(k);
+    let shortlist = check_candidates(candidates);
     let m = cache::get(model);
-    let rows: Vec<_> = recommend(&m.scoring, IdRef::Int(user_id), k, exclude_seen)
+    let rows: Vec<_> = recommend(model, &m.scoring, IdRef::Int(user_id), k, exclude_seen, shortlist)
         .into_iter()
         .enumerate()
         .map(|(r, (item, s, source))| {
@@ -153,20 +177,62 @@ fn neumf_recommend(
     TableIterator::new(rows)
 }
 
-#[pg_extern(name = "neumf_recommend", stable, parallel_safe, strict)]
-fn neumf_recommend_text(
-    model: &str,
-    user_id: &str,
-    k: default!(i32, 10),
-    exclude_seen: default!(bool, true),
+#[pg_extern(name = "neumf_recommend", stable, parallel_safe)]
+pub fn neumf_recommend_items_text(
+    model: Option<&str>,
+    user_id: Option<&str>,
+    k: default!(Option<i32>, 10),
+    exclude_seen: default!(Option<bool>, true),
+    candidates: default!(Option<i32>, "NULL"),
 ) -> TableIterator<'static, (name!(item_id, String), name!(score, f64), name!(rank, i32), name!(source, &'static str))>
 {
+    let (Some(model), Some(user_id), Some(k), Some(exclude_seen)) = (model, user_id, k, exclude_seen) else {
+        return TableIterator::new(Vec::new());
+    };
     let k = check_k(k);
+    let shortlist = check_candidates(candidates);
     let m = cache::get(model);
-    let rows: Vec<_> = recommend(&m.scoring, IdRef::Text(user_id), k, exclude_seen)
+    let rows: Vec<_> = recommend(model, &m.scoring, IdRef::Text(user_id), k, exclude_seen, shortlist)
         .into_iter()
         .enumerate()
         .map(|(r, (item, s, source))| (m.scoring.items.text_at(item), s, r as i32 + 1, source))
         .collect();
     TableIterator::new(rows)
+}
+
+/// Every item's GMF vector with the output weights folded in: the user's vector
+/// (`neumf_user_vector`) dotted with an item's is the item's GMF term, the first stage of
+/// `neumf_recommend(..., candidates => N)`. For a vector index elsewhere (e.g. pgvector's
+/// inner product). Ids as text: cast them back to the model's id type.
+#[pg_extern(stable, parallel_safe, strict)]
+fn neumf_item_vectors(model: &str) -> TableIterator<'static, (name!(item_id, String), name!(vector, Vec<f32>))> {
+    let m = cache::get(model);
+    let s = &m.scoring;
+    let rows: Vec<_> = (0..s.n_items() as u32)
+        .map(|i| match s.item_vector(i) {
+            Some(v) => (s.items.text_at(i), v),
+            None => no_gmf(model, "item vectors"),
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+fn user_vector(model: &str, user: IdRef<'_>) -> Option<Vec<f32>> {
+    let m = cache::get(model);
+    let u = m.scoring.user_index(user)?;
+    match m.scoring.user_vector(u) {
+        Some(v) => Some(v),
+        None => no_gmf(model, "user vectors"),
+    }
+}
+
+/// The user's GMF vector (see `neumf_item_vectors`); NULL for a user the model does not know.
+#[pg_extern(stable, parallel_safe, strict)]
+fn neumf_user_vector(model: &str, user_id: i64) -> Option<Vec<f32>> {
+    user_vector(model, IdRef::Int(user_id))
+}
+
+#[pg_extern(name = "neumf_user_vector", stable, parallel_safe, strict)]
+fn neumf_user_vector_text(model: &str, user_id: &str) -> Option<Vec<f32>> {
+    user_vector(model, IdRef::Text(user_id))
 }

@@ -50,26 +50,33 @@ fn catalog() -> Catalog {
     if let Some(c) = CATALOG.lock().clone() {
         return c;
     }
-    let found = Spi::connect(|client| -> Result<Option<(String, pg_sys::Oid, bool)>, pgrx::spi::Error> {
-        let table = client.select(
-            "SELECT n.nspname::text, c.oid, EXISTS (SELECT FROM pg_catalog.pg_attribute a \
-                 WHERE a.attrelid = c.oid AND a.attname = 'owner' AND NOT a.attisdropped) \
-             FROM pg_catalog.pg_extension e \
-             JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
-             LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'neumf_model_versions' \
-             WHERE e.extname = 'neumf'",
-            Some(1),
-            &[],
-        )?;
-        if table.is_empty() {
+    // One small query for the schema; the rest from the syscache, so a new connection's first
+    // call plans as little as possible.
+    let namespace = Spi::connect(|client| -> Result<Option<pg_sys::Oid>, pgrx::spi::Error> {
+        let rows =
+            client.select("SELECT extnamespace FROM pg_catalog.pg_extension WHERE extname = 'neumf'", Some(1), &[])?;
+        if rows.is_empty() {
             return Ok(None);
         }
-        let row = table.first();
-        let versions_oid = row.get::<pg_sys::Oid>(2).ok().flatten().unwrap_or(pg_sys::InvalidOid);
-        let has_owners = row.get::<bool>(3).ok().flatten().unwrap_or(false);
-        Ok(row.get::<String>(1)?.map(|nsp| (nsp, versions_oid, has_owners)))
+        rows.first().get::<pg_sys::Oid>(1)
     })
     .or_raise("looking up the neumf extension's schema");
+    let found = namespace.map(|nsp_oid| {
+        // SAFETY: syscache lookups with valid arguments inside a transaction; the name is
+        // palloc'd in the current memory context and copied at once.
+        unsafe {
+            let name = pg_sys::get_namespace_name(nsp_oid);
+            let nsp = if name.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+            };
+            let versions_oid = pg_sys::get_relname_relid(c"neumf_model_versions".as_ptr(), nsp_oid);
+            let has_owners =
+                versions_oid != pg_sys::InvalidOid && pg_sys::get_attnum(versions_oid, c"owner".as_ptr()) > 0;
+            (nsp, versions_oid, has_owners)
+        }
+    });
     let (nsp, versions_oid, has_owners) = found
         .unwrap_or_else(|| wrong_state("extension neumf is not installed in this database", "CREATE EXTENSION neumf;"));
     let c = Catalog { schema: quote_identifier(nsp), versions_oid, has_owners };
@@ -215,6 +222,7 @@ pub fn activate(model: &str, version: i32) {
     if !found {
         no_such_version(model, version);
     }
+    crate::images::remove_at_commit(model, Some(version));
 }
 
 /// Raises the precise error for a `version` of `model` that is not stored: the model does not
@@ -246,6 +254,35 @@ pub fn active_version(model: &str) -> i32 {
             undefined_model(model)
         }
     }
+}
+
+/// The active version of `model` and its trained_at in µs (which tells apart a version number
+/// reused after the model was dropped), raising as [`active_version`] does.
+pub fn active_identity(model: &str) -> (i32, i64) {
+    let sql = format!("SELECT version, trained_at FROM {} WHERE model = $1 AND active", versions_table());
+    let row = Spi::connect(|client| -> Result<Option<(i32, i64)>, pgrx::spi::Error> {
+        let rows = client.select(&sql, Some(1), &[model.into()])?;
+        match rows.into_iter().next() {
+            Some(row) => {
+                let trained_at = row.get::<pgrx::datum::TimestampWithTimeZone>(2)?.map(i64::from);
+                Ok(Some((row.get::<i32>(1)?.unwrap_or_default(), trained_at.unwrap_or_default())))
+            }
+            None => Ok(None),
+        }
+    })
+    .or_raise("looking up the active version");
+    match row {
+        Some(identity) => identity,
+        None => {
+            active_version(model);
+            unreachable!("active_version raises when there is no active version")
+        }
+    }
+}
+
+/// Reads `version` of `model` and hands its blob to `decode` (see [`with_active_blob`]).
+pub fn with_version_blob<R>(model: &str, version: i32, decode: impl FnOnce(&[u8]) -> R) -> R {
+    with_blob(model, Some(version), |_, blob| decode(blob))
 }
 
 /// Reassembles a stored blob (one query: the version's size and its chunks in order).
@@ -388,10 +425,12 @@ pub fn model_exists(model: &str) -> bool {
 /// Deletes every version of `model` (their chunks follow by ON DELETE CASCADE); returns how
 /// many there were.
 pub fn drop_model(model: &str) -> i64 {
-    Spi::connect_mut(|client| -> Result<i64, pgrx::spi::Error> {
+    let deleted = Spi::connect_mut(|client| -> Result<i64, pgrx::spi::Error> {
         let deleted =
             client.update(&format!("DELETE FROM {} WHERE model = $1", versions_table()), None, &[model.into()])?;
         Ok(deleted.len() as i64)
     })
-    .or_raise("dropping the model")
+    .or_raise("dropping the model");
+    crate::images::remove_at_commit(model, None);
+    deleted
 }

@@ -1,5 +1,6 @@
 //! External ids (bigint or text, as the source table has them) ↔ dense indices `0..n`.
 
+use crate::slab::Slab;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -215,6 +216,189 @@ impl DenseLookup {
     }
 }
 
+/// A read-only id index laid out as flat arrays, so it can be used in place from a mapped
+/// serving image: ids by index, plus an open-addressing table (or a [`DenseLookup`]-style
+/// direct table for nearly dense bigint ids) from id to index. Looks ids up exactly as
+/// [`IdMap::get`] does, converting across kinds.
+#[derive(Debug, Clone, Default)]
+pub struct IdIndex {
+    pub(crate) text: bool,
+    /// Bigint ids by index (empty for text ids).
+    pub(crate) ints: Slab<i64>,
+    /// Text ids: byte ranges `offsets[i]..offsets[i + 1]` of `bytes` (empty for bigint ids).
+    pub(crate) offsets: Slab<u64>,
+    pub(crate) bytes: Slab<u8>,
+    /// Open addressing: a power-of-two table of `index + 1` (0 = empty), probed linearly from
+    /// the id's hash; empty when `dense` is used instead.
+    pub(crate) slots: Slab<u32>,
+    /// Direct table: `dense[id - dense_first]` is the index (u32::MAX = absent).
+    pub(crate) dense_first: i64,
+    pub(crate) dense: Slab<u32>,
+}
+
+fn hash_int(v: i64) -> u64 {
+    let mut h = IdHasher::default();
+    h.write_i64(v);
+    h.finish()
+}
+
+fn hash_text(s: &[u8]) -> u64 {
+    let mut h = IdHasher::default();
+    h.write(s);
+    h.write_usize(s.len());
+    h.finish()
+}
+
+impl IdIndex {
+    pub fn from_map(map: &IdMap) -> Self {
+        let n = map.len();
+        let mut index = IdIndex { text: map.kind() == IdKind::Text, ..Default::default() };
+        match map {
+            IdMap::Int { ids, .. } => {
+                index.ints = ids.clone().into();
+                if let Some(d) = DenseLookup::build(map) {
+                    index.dense_first = d.first;
+                    index.dense = d.index.into();
+                    return index;
+                }
+            }
+            IdMap::Text { ids, .. } => {
+                let mut offsets = Vec::with_capacity(n + 1);
+                let mut bytes = Vec::new();
+                offsets.push(0u64);
+                for id in ids {
+                    bytes.extend_from_slice(id.as_bytes());
+                    offsets.push(bytes.len() as u64);
+                }
+                index.offsets = offsets.into();
+                index.bytes = bytes.into();
+            }
+        }
+        // At most half full, so probes stay short.
+        let capacity = (2 * n).max(1).next_power_of_two();
+        let mut slots = vec![0u32; capacity];
+        for i in 0..n as u32 {
+            let mut s = index.home_slot(index.hash_at(i), capacity);
+            while slots[s] != 0 {
+                s = (s + 1) & (capacity - 1);
+            }
+            slots[s] = i + 1;
+        }
+        index.slots = slots.into();
+        index
+    }
+
+    fn hash_at(&self, i: u32) -> u64 {
+        if self.text {
+            hash_text(self.text_bytes_at(i))
+        } else {
+            hash_int(self.ints[i as usize])
+        }
+    }
+
+    /// The high bits of a multiplicative hash are its best mixed.
+    #[inline]
+    fn home_slot(&self, hash: u64, capacity: usize) -> usize {
+        let bits = capacity.trailing_zeros();
+        hash.checked_shr(64 - bits).unwrap_or(0) as usize
+    }
+
+    fn text_bytes_at(&self, i: u32) -> &[u8] {
+        let i = i as usize;
+        &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+
+    pub fn kind(&self) -> IdKind {
+        if self.text {
+            IdKind::Text
+        } else {
+            IdKind::BigInt
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        if self.text {
+            self.offsets.len().saturating_sub(1)
+        } else {
+            self.ints.len()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Probes the table for the first index whose id `matches`.
+    #[inline]
+    fn probe(&self, hash: u64, matches: impl Fn(u32) -> bool) -> Option<u32> {
+        let capacity = self.slots.len();
+        if capacity == 0 {
+            return None;
+        }
+        let mut s = self.home_slot(hash, capacity);
+        // Bounded by the capacity, so even a damaged table cannot loop forever.
+        for _ in 0..capacity {
+            let slot = self.slots[s];
+            if slot == 0 {
+                return None;
+            }
+            if matches(slot - 1) {
+                return Some(slot - 1);
+            }
+            s = (s + 1) & (capacity - 1);
+        }
+        None
+    }
+
+    #[inline]
+    fn get_int(&self, v: i64) -> Option<u32> {
+        if !self.dense.is_empty() {
+            let offset = v.wrapping_sub(self.dense_first) as u64;
+            return self.dense.get(usize::try_from(offset).ok()?).copied().filter(|&i| i != u32::MAX);
+        }
+        self.probe(hash_int(v), |i| self.ints.get(i as usize) == Some(&v))
+    }
+
+    fn get_text(&self, s: &str) -> Option<u32> {
+        let s = s.as_bytes();
+        self.probe(hash_text(s), |i| (i as usize) < self.len() && self.text_bytes_at(i) == s)
+    }
+
+    /// Index of `id`, converting across kinds the way SQL would (see [`IdMap::get`]).
+    #[inline]
+    pub fn get(&self, id: IdRef<'_>) -> Option<u32> {
+        match (self.text, id) {
+            (false, IdRef::Int(v)) => self.get_int(v),
+            (false, IdRef::Text(s)) => s.trim().parse::<i64>().ok().and_then(|v| self.get_int(v)),
+            (true, IdRef::Text(s)) => self.get_text(s),
+            (true, IdRef::Int(v)) => self.get_text(&v.to_string()),
+        }
+    }
+
+    /// The external id of a dense index, as bigint (None for a text id that is not a number).
+    pub fn int_at(&self, index: u32) -> Option<i64> {
+        if self.text {
+            std::str::from_utf8(self.text_bytes_at(index)).ok()?.parse().ok()
+        } else {
+            Some(self.ints[index as usize])
+        }
+    }
+
+    /// The external id of a dense index, as text.
+    pub fn text_at(&self, index: u32) -> String {
+        if self.text {
+            String::from_utf8_lossy(self.text_bytes_at(index)).into_owned()
+        } else {
+            self.ints[index as usize].to_string()
+        }
+    }
+
+    /// Bytes of the arrays, for cache accounting.
+    pub fn memory_bytes(&self) -> usize {
+        8 * (self.ints.len() + self.offsets.len()) + self.bytes.len() + 4 * (self.slots.len() + self.dense.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +441,37 @@ mod tests {
         assert!(DenseLookup::build(&IdMap::from_ints(vec![i64::MIN, i64::MAX])).is_none());
         assert!(DenseLookup::build(&IdMap::from_texts(vec!["a".into()])).is_none());
         assert!(DenseLookup::build(&IdMap::new(IdKind::BigInt)).is_none());
+    }
+
+    #[test]
+    fn id_index_agrees_with_the_map() {
+        let maps = [
+            IdMap::from_ints(vec![7, 3, 12, 4, 100]),
+            IdMap::from_ints(vec![1, i64::MAX, i64::MIN, -5, 0]),
+            IdMap::from_ints((0..1000).map(|i| i * 7919 % 1_000_003 - 500).collect()),
+            IdMap::from_texts(vec!["a".into(), "42".into(), "".into(), "ü-ß".into(), "-7".into()]),
+            IdMap::new(IdKind::BigInt),
+            IdMap::new(IdKind::Text),
+        ];
+        for m in &maps {
+            let ix = IdIndex::from_map(m);
+            assert_eq!((ix.len(), ix.kind()), (m.len(), m.kind()));
+            for i in 0..m.len() as u32 {
+                assert_eq!(ix.text_at(i), m.text_at(i));
+                assert_eq!(ix.int_at(i), m.int_at(i));
+                assert_eq!(ix.get(IdRef::Text(&m.text_at(i))), Some(i));
+                if let Some(v) = m.int_at(i) {
+                    assert_eq!(ix.get(IdRef::Int(v)), m.get(IdRef::Int(v)));
+                }
+            }
+            for probe in [i64::MIN, -500, -7, -1, 0, 2, 3, 42, 99, 101, 7419, i64::MAX] {
+                assert_eq!(ix.get(IdRef::Int(probe)), m.get(IdRef::Int(probe)), "id {probe}");
+            }
+            for probe in ["", " 42", "abc", "ü-ß", "12", "x"] {
+                assert_eq!(ix.get(IdRef::Text(probe)), m.get(IdRef::Text(probe)), "id {probe:?}");
+            }
+        }
+        assert!(!IdIndex::from_map(&maps[0]).dense.is_empty(), "nearly dense ids use the direct table");
+        assert!(IdIndex::from_map(&maps[1]).dense.is_empty());
     }
 }

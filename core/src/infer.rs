@@ -8,17 +8,18 @@
 //!   `layers[1]` and the (small) upper layers.
 
 use crate::codec::{ModelArtifact, Tensor32};
-use crate::ids::{DenseLookup, IdMap, IdRef};
+use crate::ids::{IdIndex, IdRef};
+use crate::slab::Slab;
 use crate::spec::ModelSpec;
 use anyhow::{anyhow, bail, Result};
 
 #[derive(Debug, Clone)]
-struct Dense {
+pub(crate) struct Dense {
     /// Row-major [out, in].
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-    inputs: usize,
-    outputs: usize,
+    pub(crate) weight: Slab<f32>,
+    pub(crate) bias: Slab<f32>,
+    pub(crate) inputs: usize,
+    pub(crate) outputs: usize,
 }
 
 impl Dense {
@@ -48,44 +49,54 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[derive(Debug, Clone)]
-struct GmfSide {
-    factors: usize,
-    user: Vec<f32>,
+pub(crate) struct GmfSide {
+    pub(crate) factors: usize,
+    pub(crate) user: Slab<f32>,
     /// Item vectors pre-multiplied by the GMF output weights.
-    item_folded: Vec<f32>,
+    pub(crate) item_folded: Slab<f32>,
+    /// Per item, the rest of the logit for a typical user (the MLP tower's output at the mean
+    /// user, plus the output bias): with the GMF term it makes the first stage of a two-stage
+    /// recommendation, `p·q̃ + prior`, still one dot product (see [`ScoringModel::user_vector`]).
+    pub(crate) item_prior: Slab<f32>,
+    /// The first stage's item side, in blocks of [`BLOCK`] items stored feature-major
+    /// (`[block][factor + 1][item in block]`, the last row the prior), so a block's scores are
+    /// `factors + 1` vector multiply-adds. Padding items score -inf.
+    pub(crate) first_stage_blocks: Slab<f32>,
 }
+
+/// Items per block of the first stage's layout: one AVX register of f32.
+pub(crate) const BLOCK: usize = 8;
 
 #[derive(Debug, Clone)]
-struct MlpSide {
-    embed: usize,
-    hidden: usize,
-    user_embedding: Vec<f32>,
+pub(crate) struct MlpSide {
+    pub(crate) embed: usize,
+    pub(crate) hidden: usize,
+    pub(crate) user_embedding: Slab<f32>,
     /// Row-major [hidden, embed]: the user half of the first layer.
-    first_user_weight: Vec<f32>,
+    pub(crate) first_user_weight: Slab<f32>,
     /// Per item: W₁ᵢ q + b₁, row-major [items, hidden].
-    item_pre: Vec<f32>,
-    upper: Vec<Dense>,
+    pub(crate) item_pre: Slab<f32>,
+    pub(crate) upper: Vec<Dense>,
     /// Output weights over the last MLP layer.
-    output: Vec<f32>,
+    pub(crate) output: Slab<f32>,
 }
 
-/// A decoded model ready to score: id maps, seen lists, popularity and the folded weights.
+/// A model ready to score: id lookups, seen lists, popularity and the folded weights, every
+/// array a [`Slab`], so the same kernel runs on a freshly decoded model and on a serving image
+/// mapped in place (`crate::image`).
 #[derive(Debug, Clone)]
 pub struct ScoringModel {
     pub spec: ModelSpec,
-    pub users: IdMap,
-    pub items: IdMap,
-    /// Direct-address tables over `users` / `items` when their bigint ids are nearly dense.
-    user_lookup: Option<DenseLookup>,
-    item_lookup: Option<DenseLookup>,
-    seen_ptr: Vec<u64>,
-    seen_items: Vec<u32>,
-    popularity: Vec<u64>,
+    pub users: IdIndex,
+    pub items: IdIndex,
+    pub(crate) seen_ptr: Slab<u64>,
+    pub(crate) seen_items: Slab<u32>,
+    pub(crate) popularity: Slab<u64>,
     /// Item indices by descending popularity (ties by index): the cold-start answer.
-    by_popularity: Vec<u32>,
-    gmf: Option<GmfSide>,
-    mlp: Option<MlpSide>,
-    output_bias: f32,
+    pub(crate) by_popularity: Slab<u32>,
+    pub(crate) gmf: Option<GmfSide>,
+    pub(crate) mlp: Option<MlpSide>,
+    pub(crate) output_bias: f32,
 }
 
 /// Per-request working memory for one user, computed once and reused for every candidate.
@@ -95,6 +106,8 @@ pub struct UserContext<'m> {
     mlp_user_pre: Vec<f32>,
     scratch_a: Vec<f32>,
     scratch_b: Vec<f32>,
+    /// Leaves the GMF term out (for [`ScoringModel::compute_item_prior`]).
+    skip_gmf: bool,
 }
 
 /// Moves a weight out of the decoded map (no copy: a new connection's first call pays for every
@@ -105,15 +118,6 @@ fn take(weights: &mut std::collections::BTreeMap<String, Tensor32>, name: &str, 
         bail!("stored tensor {name} has shape {:?}, expected {:?}", t.shape, shape);
     }
     Ok(t.data)
-}
-
-/// Dense index of `id`: through the direct-address table for a bigint id when there is one.
-#[inline]
-fn index_of(map: &IdMap, dense: Option<&DenseLookup>, id: IdRef<'_>) -> Option<u32> {
-    match (dense, id) {
-        (Some(dense), IdRef::Int(v)) => dense.get(v),
-        _ => map.get(id),
-    }
 }
 
 impl ScoringModel {
@@ -136,7 +140,13 @@ impl ScoringModel {
                     *x *= hk;
                 }
             }
-            Some(GmfSide { factors: f, user, item_folded })
+            Some(GmfSide {
+                factors: f,
+                user: user.into(),
+                item_folded: item_folded.into(),
+                item_prior: Slab::default(),
+                first_stage_blocks: Slab::default(),
+            })
         } else {
             None
         };
@@ -178,8 +188,8 @@ impl ScoringModel {
                 .skip(1)
                 .map(|(k, win)| {
                     Ok(Dense {
-                        weight: take(w, &format!("mlp.layers.{k}.weight"), &[win[1], win[0]])?,
-                        bias: take(w, &format!("mlp.layers.{k}.bias"), &[win[1]])?,
+                        weight: take(w, &format!("mlp.layers.{k}.weight"), &[win[1], win[0]])?.into(),
+                        bias: take(w, &format!("mlp.layers.{k}.bias"), &[win[1]])?.into(),
                         inputs: win[0],
                         outputs: win[1],
                     })
@@ -189,11 +199,11 @@ impl ScoringModel {
             Some(MlpSide {
                 embed: d,
                 hidden: h1,
-                user_embedding,
-                first_user_weight,
-                item_pre,
+                user_embedding: user_embedding.into(),
+                first_user_weight: first_user_weight.into(),
+                item_pre: item_pre.into(),
                 upper,
-                output: output[gmf_width..].to_vec(),
+                output: output[gmf_width..].to_vec().into(),
             })
         } else {
             None
@@ -212,20 +222,70 @@ impl ScoringModel {
         }
         let mut by_popularity: Vec<u32> = (0..ni as u32).collect();
         by_popularity.sort_by_key(|&i| (std::cmp::Reverse(art.popularity[i as usize]), i));
-        Ok(Self {
+        let mut model = Self {
             spec,
-            by_popularity,
-            user_lookup: DenseLookup::build(&art.user_ids),
-            item_lookup: DenseLookup::build(&art.item_ids),
-            users: art.user_ids,
-            items: art.item_ids,
-            seen_ptr: art.seen_ptr,
-            seen_items: art.seen_items,
-            popularity: art.popularity,
+            by_popularity: by_popularity.into(),
+            users: IdIndex::from_map(&art.user_ids),
+            items: IdIndex::from_map(&art.item_ids),
+            seen_ptr: art.seen_ptr.into(),
+            seen_items: art.seen_items.into(),
+            popularity: art.popularity.into(),
             gmf,
             mlp,
             output_bias,
-        })
+        };
+        model.compute_item_prior();
+        Ok(model)
+    }
+
+    /// Fills `gmf.item_prior`: the logit without its GMF term, for a user whose first MLP layer
+    /// input is the mean over users (the MLP is not linear, so this is an estimate that only
+    /// steers the shortlist; the final scores are exact).
+    fn compute_item_prior(&mut self) {
+        let Some(g) = &self.gmf else { return };
+        let ni = self.n_items();
+        let prior: Vec<f32> = match &self.mlp {
+            None => vec![self.output_bias; ni],
+            Some(m) => {
+                let nu = self.n_users().max(1);
+                let mut mean = vec![0f32; m.embed];
+                for p in m.user_embedding.chunks_exact(m.embed) {
+                    mean.iter_mut().zip(p).for_each(|(a, &x)| *a += x / nu as f32);
+                }
+                let pre: Vec<f32> =
+                    (0..m.hidden).map(|o| dot(&m.first_user_weight[o * m.embed..(o + 1) * m.embed], &mean)).collect();
+                // A context for the mean user without a GMF term: the logit is then the prior.
+                let mut ctx = UserContext {
+                    model: self,
+                    gmf_user: &[],
+                    mlp_user_pre: pre,
+                    scratch_a: Vec::new(),
+                    scratch_b: Vec::new(),
+                    skip_gmf: true,
+                };
+                let items: Vec<u32> = (0..ni as u32).collect();
+                let mut out = Vec::with_capacity(ni);
+                for chunk in items.chunks(4096) {
+                    let mut part = Vec::new();
+                    ctx.logits(chunk, &mut part);
+                    out.extend(part);
+                }
+                out
+            }
+        };
+        let f = g.factors;
+        let mut blocks = vec![0f32; ni.div_ceil(BLOCK) * (f + 1) * BLOCK];
+        for (b, block) in blocks.chunks_exact_mut((f + 1) * BLOCK).enumerate() {
+            for l in 0..BLOCK {
+                let i = b * BLOCK + l;
+                for j in 0..f {
+                    block[j * BLOCK + l] = if i < ni { g.item_folded[i * f + j] } else { 0.0 };
+                }
+                block[f * BLOCK + l] = if i < ni { prior[i] } else { f32::NEG_INFINITY };
+            }
+        }
+        let g = GmfSide { item_prior: prior.into(), first_stage_blocks: blocks.into(), ..g.clone() };
+        self.gmf = Some(g);
     }
 
     pub fn n_users(&self) -> usize {
@@ -235,11 +295,11 @@ impl ScoringModel {
         self.items.len()
     }
     pub fn user_index(&self, id: IdRef<'_>) -> Option<u32> {
-        index_of(&self.users, self.user_lookup.as_ref(), id)
+        self.users.get(id)
     }
     #[inline]
     pub fn item_index(&self, id: IdRef<'_>) -> Option<u32> {
-        index_of(&self.items, self.item_lookup.as_ref(), id)
+        self.items.get(id)
     }
     /// Items the user interacted with in training, sorted by index.
     pub fn seen(&self, user: u32) -> &[u32] {
@@ -269,12 +329,7 @@ impl ScoringModel {
             n += f(m.user_embedding.len() + m.first_user_weight.len() + m.item_pre.len());
             n += m.upper.iter().map(|d| f(d.weight.len() + d.bias.len())).sum::<usize>();
         }
-        n += [&self.user_lookup, &self.item_lookup]
-            .iter()
-            .filter_map(|l| l.as_ref())
-            .map(|l| l.memory_bytes())
-            .sum::<usize>();
-        n + 48 * (self.users.len() + self.items.len())
+        n + self.users.memory_bytes() + self.items.memory_bytes()
     }
 
     pub fn user_context(&self, user: u32) -> UserContext<'_> {
@@ -291,7 +346,14 @@ impl ScoringModel {
             }
             None => (Vec::new(), 0),
         };
-        UserContext { model: self, gmf_user, mlp_user_pre, scratch_a: vec![0.0; widest], scratch_b: vec![0.0; widest] }
+        UserContext {
+            model: self,
+            gmf_user,
+            mlp_user_pre,
+            scratch_a: vec![0.0; widest],
+            scratch_b: vec![0.0; widest],
+            skip_gmf: false,
+        }
     }
 }
 
@@ -347,7 +409,7 @@ impl UserContext<'_> {
     #[inline(always)]
     fn gmf_and_first_layer(&self, items: &[u32], out: &mut [f32], stride: usize, z: &mut Vec<f32>) {
         let m = self.model;
-        if let Some(g) = &m.gmf {
+        if let Some(g) = m.gmf.as_ref().filter(|_| !self.skip_gmf) {
             for (o, &i) in out.iter_mut().zip(items) {
                 let i = i as usize;
                 *o += dot(self.gmf_user, &g.item_folded[i * g.factors..(i + 1) * g.factors]);
@@ -557,8 +619,213 @@ impl ScoringModel {
     }
 }
 
+/// Why a two-stage recommendation cannot run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwoStageError {
+    /// The model has no GMF part to shortlist with (an MLP-only model).
+    NoGmf,
+}
+
+impl ScoringModel {
+    /// Item indices the user has not interacted with (all items when `exclude_seen` is false).
+    fn unseen_items(&self, user: u32, exclude_seen: bool) -> impl Iterator<Item = u32> + '_ {
+        let seen = if exclude_seen { self.seen(user) } else { &[] };
+        // `seen` is sorted, so one forward walk leaves the user's items out.
+        let mut next_seen = seen.iter().peekable();
+        (0..self.n_items() as u32).filter(move |item| {
+            if next_seen.peek() == Some(&item) {
+                next_seen.next();
+                return false;
+            }
+            true
+        })
+    }
+
+    /// The top `k` items of the whole catalogue for `user` as (item index, probability), best
+    /// first, leaving out the user's training items when `exclude_seen`.
+    ///
+    /// `shortlist` = Some(n) runs two stages: every item is scored by its GMF term alone (one
+    /// dot product of `factors` floats: the user's GMF vector with the item's, output weights
+    /// folded in), the best n go on, and only they get the full NeuMF score. Exact when None.
+    pub fn recommend(
+        &self,
+        user: u32,
+        k: usize,
+        exclude_seen: bool,
+        shortlist: Option<usize>,
+    ) -> Result<Vec<(u32, f32)>, TwoStageError> {
+        let items: Vec<u32> = match shortlist {
+            None => self.unseen_items(user, exclude_seen).collect(),
+            Some(n) => {
+                let g = self.gmf.as_ref().ok_or(TwoStageError::NoGmf)?;
+                let seen = if exclude_seen { self.seen(user) } else { &[] };
+                let u = self.user_vector(user).ok_or(TwoStageError::NoGmf)?;
+                let mut best = TopK::new(n.max(k));
+                #[cfg(target_arch = "x86_64")]
+                let done = if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has the features the function is compiled for.
+                    unsafe { first_stage_avx2(&g.first_stage_blocks, &u, self.n_items(), seen, &mut best) };
+                    true
+                } else {
+                    false
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                let done = false;
+                if !done {
+                    first_stage_portable(&g.first_stage_blocks, &u, self.n_items(), seen, &mut best);
+                }
+                let mut shortlisted: Vec<u32> = best.into_sorted().into_iter().map(|(_, i)| i).collect();
+                // Index order reads the item arrays forward.
+                shortlisted.sort_unstable();
+                shortlisted
+            }
+        };
+        let mut logits = Vec::with_capacity(items.len());
+        self.user_context(user).logits(&items, &mut logits);
+        let scored: Vec<(f32, u32)> = logits.into_iter().zip(items).collect();
+        Ok(top_k(scored, k).into_iter().map(|(logit, item)| (item, sigmoid(logit))).collect())
+    }
+
+    /// The user's first-stage vector: the GMF user vector and a trailing 1. Its dot product
+    /// with [`Self::item_vector`] is the first-stage score of a two-stage recommendation (the
+    /// GMF term plus the item's prior). None for an MLP-only model.
+    pub fn user_vector(&self, user: u32) -> Option<Vec<f32>> {
+        let g = self.gmf.as_ref()?;
+        let mut v = g.user[user as usize * g.factors..(user as usize + 1) * g.factors].to_vec();
+        v.push(1.0);
+        Some(v)
+    }
+
+    /// The item's first-stage vector: its GMF vector with the output weights folded in, and
+    /// its prior (see [`Self::user_vector`]).
+    pub fn item_vector(&self, item: u32) -> Option<Vec<f32>> {
+        let g = self.gmf.as_ref()?;
+        let mut v = g.item_folded[item as usize * g.factors..(item as usize + 1) * g.factors].to_vec();
+        v.push(g.item_prior[item as usize]);
+        Some(v)
+    }
+}
+
 pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
+}
+
+#[derive(PartialEq)]
+struct Key(f32, u32);
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+/// Greater = better: higher score, then lower index.
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
+    }
+}
+
+/// The `k` best `(score, index)` pairs of a stream (as [`top_k`]), holding only `k` at a time:
+/// a min-heap whose root is the bar a newcomer must clear, so a long stream costs one
+/// comparison per element and rarely a heap update.
+pub struct TopK {
+    k: usize,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<Key>>,
+}
+
+impl TopK {
+    pub fn new(k: usize) -> Self {
+        TopK { k, heap: std::collections::BinaryHeap::with_capacity(k + 1) }
+    }
+
+    /// The score below which nothing can enter (-inf until `k` are held).
+    #[inline]
+    pub fn bar(&self) -> f32 {
+        if self.heap.len() < self.k {
+            f32::NEG_INFINITY
+        } else {
+            self.heap.peek().map_or(f32::INFINITY, |r| r.0 .0)
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, score: f32, index: u32) {
+        let key = Key(score, index);
+        if self.heap.len() < self.k {
+            self.heap.push(std::cmp::Reverse(key));
+        } else if let Some(mut worst) = self.heap.peek_mut() {
+            if key > worst.0 {
+                *worst = std::cmp::Reverse(key);
+            }
+        }
+    }
+
+    /// Best first.
+    pub fn into_sorted(self) -> Vec<(f32, u32)> {
+        let mut best: Vec<(f32, u32)> = self.heap.into_iter().map(|std::cmp::Reverse(Key(s, i))| (s, i)).collect();
+        best.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        best
+    }
+}
+
+pub fn streaming_top_k(scored: impl Iterator<Item = (f32, u32)>, k: usize) -> Vec<(f32, u32)> {
+    let mut best = TopK::new(k);
+    scored.for_each(|(s, i)| best.push(s, i));
+    best.into_sorted()
+}
+
+/// Offers the items of one block, skipping padding and (sorted) `seen` items; only those at or
+/// above the bar are looked up in `seen`.
+#[inline(always)]
+fn offer_block(scores: &[f32; BLOCK], block: usize, n_items: usize, seen: &[u32], best: &mut TopK) {
+    let bar = best.bar();
+    if scores.iter().all(|&s| s < bar) {
+        return;
+    }
+    for (l, &s) in scores.iter().enumerate() {
+        let i = block * BLOCK + l;
+        if i < n_items && s >= best.bar() && seen.binary_search(&(i as u32)).is_err() {
+            best.push(s, i as u32);
+        }
+    }
+}
+
+/// First-stage scores of every item (`u` · item, over `GmfSide::first_stage_blocks`) into `best`.
+fn first_stage_portable(blocks: &[f32], u: &[f32], n_items: usize, seen: &[u32], best: &mut TopK) {
+    let width = u.len() * BLOCK;
+    for (b, block) in blocks.chunks_exact(width).enumerate() {
+        let mut scores = [0f32; BLOCK];
+        for (&uj, row) in u.iter().zip(block.chunks_exact(BLOCK)) {
+            for (s, &x) in scores.iter_mut().zip(row) {
+                *s += uj * x;
+            }
+        }
+        offer_block(&scores, b, n_items, seen, best);
+    }
+}
+
+/// The same with AVX2 + FMA: one register per block, two accumulators to hide FMA latency.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn first_stage_avx2(blocks: &[f32], u: &[f32], n_items: usize, seen: &[u32], best: &mut TopK) {
+    use std::arch::x86_64::*;
+    let width = u.len() * BLOCK;
+    let mut scores = [0f32; BLOCK];
+    for (b, block) in blocks.chunks_exact(width).enumerate() {
+        let p = block.as_ptr();
+        let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut j = 0;
+        while j + 2 <= u.len() {
+            even = _mm256_fmadd_ps(_mm256_set1_ps(u[j]), _mm256_loadu_ps(p.add(j * BLOCK)), even);
+            odd = _mm256_fmadd_ps(_mm256_set1_ps(u[j + 1]), _mm256_loadu_ps(p.add((j + 1) * BLOCK)), odd);
+            j += 2;
+        }
+        if j < u.len() {
+            even = _mm256_fmadd_ps(_mm256_set1_ps(u[j]), _mm256_loadu_ps(p.add(j * BLOCK)), even);
+        }
+        _mm256_storeu_ps(scores.as_mut_ptr(), _mm256_add_ps(even, odd));
+        offer_block(&scores, b, n_items, seen, best);
+    }
 }
 
 /// Indices of the `k` largest `(key, index)` pairs, best first; ties broken by lower index.
@@ -577,12 +844,23 @@ pub fn top_k(mut scored: Vec<(f32, u32)>, k: usize) -> Vec<(f32, u32)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::ids::IdMap;
 
     /// A small NeuMF with random weights: 3 users, 7 items, f = 4, tower 8-6-5-3 (so one
     /// layer has a block of four outputs plus a remainder and another has only a remainder).
-    fn random_model() -> ScoringModel {
+    pub(crate) fn random_model() -> ScoringModel {
+        random_model_with(IdMap::from_ints((0..3).collect()), IdMap::from_ints((0..7).collect()))
+    }
+
+    /// The same shape with text ids and a few seen items.
+    pub(crate) fn random_text_model() -> ScoringModel {
+        let texts = |n: usize| IdMap::from_texts((0..n).map(|i| format!("id-{i}").into()).collect());
+        random_model_with(texts(3), texts(7))
+    }
+
+    fn random_model_with(users: IdMap, items: IdMap) -> ScoringModel {
         use crate::codec::ModelArtifact;
         use crate::spec::Architecture;
         use std::collections::BTreeMap;
@@ -618,11 +896,11 @@ mod tests {
         let art = ModelArtifact {
             spec: ModelSpec { architecture: Architecture::NeuMF, factors: f, layers },
             weights: w,
-            user_ids: IdMap::from_ints((0..nu as i64).collect()),
-            item_ids: IdMap::from_ints((0..ni as i64).collect()),
-            seen_ptr: vec![0; nu + 1],
-            seen_items: vec![],
-            popularity: vec![0; ni],
+            seen_ptr: if users.kind() == crate::ids::IdKind::Text { vec![0, 2, 2, 3] } else { vec![0; nu + 1] },
+            seen_items: if users.kind() == crate::ids::IdKind::Text { vec![1, 4, 0] } else { vec![] },
+            user_ids: users,
+            item_ids: items,
+            popularity: (0..ni as u64).map(|i| i * 7 % 5).collect(),
         };
         ScoringModel::from_artifact(art).unwrap()
     }
@@ -679,7 +957,74 @@ mod tests {
     fn top_k_is_partial_and_stable() {
         let v = vec![(0.1, 0), (0.9, 1), (0.5, 2), (0.9, 3), (0.2, 4)];
         assert_eq!(top_k(v.clone(), 3), vec![(0.9, 1), (0.9, 3), (0.5, 2)]);
+        for k in 0..7 {
+            assert_eq!(streaming_top_k(v.iter().copied(), k), top_k(v.clone(), k), "k = {k}");
+        }
+        let many: Vec<(f32, u32)> = (0..1000u32).map(|i| (((i * 7919) % 101) as f32, i)).collect();
+        assert_eq!(streaming_top_k(many.iter().copied(), 37), top_k(many, 37));
         assert_eq!(top_k(v.clone(), 10).len(), 5);
         assert!(top_k(v, 0).is_empty());
+    }
+
+    #[test]
+    fn two_stage_with_a_full_shortlist_is_exact_and_vectors_give_the_gmf_term() {
+        let model = random_text_model();
+        for u in 0..model.n_users() as u32 {
+            for exclude in [true, false] {
+                let exact = model.recommend(u, 4, exclude, None).unwrap();
+                assert_eq!(model.recommend(u, 4, exclude, Some(model.n_items())).unwrap(), exact);
+                let short = model.recommend(u, 2, exclude, Some(1)).unwrap();
+                assert_eq!(short.len(), 2, "the shortlist is never shorter than k");
+                if exclude {
+                    assert!(exact.iter().all(|(i, _)| !model.seen(u).contains(i)));
+                }
+            }
+            let p = model.user_vector(u).unwrap();
+            let g = model.gmf.as_ref().unwrap();
+            let f = g.factors;
+            for i in 0..model.n_items() as u32 {
+                let first_stage = dot(&p, &model.item_vector(i).unwrap());
+                let gmf: f32 = (0..f).map(|j| g.user[u as usize * f + j] * g.item_folded[i as usize * f + j]).sum();
+                assert!((first_stage - gmf - g.item_prior[i as usize]).abs() < 1e-5);
+            }
+            // The shortlist is the top n by that dot product among unseen items, re-ranked.
+            for n in [1, 3, 5] {
+                let unseen: Vec<u32> = (0..model.n_items() as u32).filter(|i| !model.seen(u).contains(i)).collect();
+                let first: Vec<(f32, u32)> =
+                    unseen.iter().map(|&i| (dot(&p, &model.item_vector(i).unwrap()), i)).collect();
+                let mut shortlist: Vec<u32> = top_k(first, n.max(2)).into_iter().map(|x| x.1).collect();
+                shortlist.sort_unstable();
+                let mut logits = Vec::new();
+                model.user_context(u).logits(&shortlist, &mut logits);
+                let want: Vec<u32> =
+                    top_k(logits.into_iter().zip(shortlist).collect(), 2).into_iter().map(|x| x.1).collect();
+                let got: Vec<u32> = model.recommend(u, 2, true, Some(n)).unwrap().into_iter().map(|x| x.0).collect();
+                assert_eq!(got, want, "user {u}, shortlist of {n}");
+            }
+            // The prior is the logit of a user at the mean of the MLP's first layer input.
+            assert!(g.item_prior.iter().all(|x| x.is_finite()));
+        }
+    }
+
+    #[test]
+    fn first_stage_kernels_agree() {
+        let (n_items, f1) = (1003usize, 5usize);
+        let blocks: Vec<f32> =
+            (0..n_items.div_ceil(BLOCK) * f1 * BLOCK).map(|x| ((x * 7919 % 1009) as f32 / 500.0) - 1.0).collect();
+        let u = [0.3f32, -1.2, 0.7, 0.05, 1.0];
+        let seen = [2u32, 17, 400, 1002];
+        let mut portable = TopK::new(50);
+        first_stage_portable(&blocks, &u, n_items, &seen, &mut portable);
+        let portable = portable.into_sorted();
+        assert_eq!(portable.len(), 50);
+        assert!(portable.iter().all(|(_, i)| (*i as usize) < n_items && !seen.contains(i)));
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            let mut fast = TopK::new(50);
+            // SAFETY: the CPU has the features.
+            unsafe { first_stage_avx2(&blocks, &u, n_items, &seen, &mut fast) };
+            let fast = fast.into_sorted();
+            assert_eq!(fast.iter().map(|x| x.1).collect::<Vec<_>>(), portable.iter().map(|x| x.1).collect::<Vec<_>>());
+        }
     }
 }

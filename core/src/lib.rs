@@ -14,6 +14,9 @@
 //! | [`train`]   | the training loop: fresh exact negatives each epoch, BCE, Adam      |
 //! | [`codec`]   | one safetensors blob: weights + id maps + seen lists                |
 //! | [`infer`]   | the lean CPU scoring kernel used for serving (no libtorch per call) |
+//! | [`slab`]    | read-only arrays that own their memory or borrow a mapped image     |
+//! | [`image`]   | the serving image: a scoring model as one file, used in place       |
+//! | [`image_store`] | image files: build once, publish atomically, verify, reclaim    |
 //! | [`progress`]| what training reports (epochs, summary), serialisable              |
 //! | [`metrics`] | HR@K / NDCG@K                                                       |
 //! | [`holdout`] | leave-one-out validation split with fixed negatives                 |
@@ -28,6 +31,8 @@ pub mod eval;
 pub mod failure;
 pub mod holdout;
 pub mod ids;
+pub mod image;
+pub mod image_store;
 pub mod infer;
 pub mod metrics;
 #[cfg(feature = "torch")]
@@ -36,6 +41,7 @@ pub mod model;
 pub mod optim;
 pub mod options;
 pub mod progress;
+pub mod slab;
 pub mod spec;
 #[cfg(feature = "torch")]
 pub mod train;

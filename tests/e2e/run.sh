@@ -16,7 +16,9 @@ out=$(qc "CREATE EXTENSION neumf") || { echo "CREATE EXTENSION neumf failed: $ou
 . "$here/jobs.sh"
 . "$here/faults.sh"
 . "$here/replica.sh"
-run_tests "$here/tests.sh" "$here/upgrade.sh" "$here/jobs.sh" "$here/faults.sh" "$here/replica.sh"
+. "$here/images.sh"
+. "$here/pgbouncer.sh"
+run_tests "$here/tests.sh" "$here/upgrade.sh" "$here/jobs.sh" "$here/faults.sh" "$here/replica.sh" "$here/images.sh" "$here/pgbouncer.sh"
 
 # Checked after everything else: no test may have crashed a backend.
 if [ ! -f "$NEUMF_PGDATA/server.log" ]; then

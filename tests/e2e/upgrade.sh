@@ -39,9 +39,13 @@ t_upgrade_from_every_earlier_version() {
       must "SET ROLE up_owner; SELECT neumf_train('up_role', 'up_data', epochs => 1)" || exit 1
       local before; before=$(upgrade_fingerprint)
       [[ "$before" != *ERROR* && "$before" == *:* ]] || fail "models do not serve before the upgrade: $before"
+      # The old SQL's neumf_cache() (three columns) still works on the new library.
+      assert_eq "$(qc "SELECT neumf_score('up_int', 1, 5); SELECT string_agg(model, ',') FROM neumf_cache()" | tail -1)" "up_int" \
+        "the old neumf_cache() lists the model this session served"
       must "ALTER EXTENSION neumf UPDATE" || exit 1
       assert_eq "$(qc "SELECT extversion FROM pg_extension WHERE extname = 'neumf'")" "$current" "updated to $current"
       assert_eq "$(upgrade_fingerprint)" "$before" "the same scores after the upgrade"
+      assert_eq "$(qc "SELECT count(*) FROM neumf_recommend('up_int', 3, 5, candidates => 3)")" "5" "two-stage recommend after the upgrade"
       assert_eq "$(qc "SELECT string_agg(model || ':' || version || ':' || active, ',' ORDER BY model, version) FROM neumf_models")" \
                 "up_int:1:true,up_int:2:false,up_role:1:true,up_text:1:true" "every version kept"
       assert_eq "$(qc "SELECT string_agg(DISTINCT model || ':' || owner, ',') FROM neumf_models")" \
