@@ -30,9 +30,9 @@ train_once scale_catalog "SELECT * FROM neumf_synthetic_interactions(100000, 105
 train_once scale_huge "SELECT * FROM neumf_synthetic_interactions($HUGE_USERS, $HUGE_ITEMS, per_user => 1, skew => 1)" \
   "factors => 64, layers => ARRAY[256, 128, 64], batch_size => 65536"
 for m in ml100k scale_138k scale_catalog scale_huge; do
-  read -r n_users n_items size < <(q "SELECT n_users, n_items, size_bytes FROM neumf_models WHERE model = '$m' AND active" | tr '|' ' ')
-  eval "size_$m=$size users_$m=$n_users items_$m=$n_items"
-  echo "   $m: $n_users users × $n_items items, $(ratio "$size" 1048576 1) MB stored"
+  read -r n_users n_items stored < <(q "SELECT n_users, n_items, size_bytes FROM neumf_models WHERE model = '$m' AND active" | tr '|' ' ')
+  eval "size_$m=$stored users_$m=$n_users items_$m=$n_items"
+  echo "   $m: $n_users users × $n_items items, $(ratio "$stored" 1048576 1) MB stored"
 done
 
 echo "== 7. first call on a new connection ($FRESH fresh connections each; images built and verified beforehand)"

@@ -166,7 +166,7 @@ fn load(model: &str, version: i32, stamp: i64) -> (ScoringModel, usize, bool) {
     let id = ImageIdentity { database: images::database(), model: model.to_string(), version, stamp };
     let store = images::store();
     let started = std::time::Instant::now();
-    let built = store.attach_or_build(&id, images::server_start(), &mut images::wait_for_builder, &mut || {
+    let built = store.attach_or_build(&id, images::server_start(), &mut images::check_interrupts, &mut || {
         images::test_build_delay();
         Ok(decode(model, version))
     });
@@ -186,8 +186,9 @@ fn load(model: &str, version: i32, stamp: i64) -> (ScoringModel, usize, bool) {
                 ),
             }
             if attached.how != Attach::Mapped {
-                // Images of versions this one superseded, whoever activated it.
-                store.remove(model, Some(version));
+                // Images of versions older than this one: superseded, whoever activated it. (Not
+                // newer ones: this backend's snapshot may predate their activation.)
+                store.remove_older(model, version);
                 // A build decoded the whole model in this backend: hand the freed heap back to
                 // the system rather than keep it as this backend's private memory.
                 // SAFETY: glibc's malloc_trim only releases free memory.

@@ -29,11 +29,11 @@ pub fn database() -> u32 {
     unsafe { pg_sys::MyDatabaseId }.to_u32()
 }
 
-/// Called while another backend builds the image we need: cancel and statement_timeout still
-/// work (raising releases the build lock as the wait unwinds).
-pub fn wait_for_builder() {
+/// Called while another backend builds the image we need, and between steps of a long
+/// checksum or write: cancel and statement_timeout still work (raising releases the build lock
+/// and removes a half-written file as the call unwinds).
+pub fn check_interrupts() {
     pg_sys::check_for_interrupts!();
-    std::thread::sleep(std::time::Duration::from_millis(2));
 }
 
 /// `neumf.test_image_build_delay`: an interruptible pause inside a build, for tests.
@@ -41,23 +41,54 @@ pub fn test_build_delay() {
     let until = std::time::Instant::now()
         + std::time::Duration::from_millis(crate::guc::TEST_IMAGE_BUILD_DELAY_MS.get().max(0) as u64);
     while std::time::Instant::now() < until {
-        wait_for_builder();
+        check_interrupts();
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
-/// (model, version to keep: None when dropped), removed at commit.
-static PENDING: Mutex<Vec<(String, Option<i32>)>> = Mutex::new(Vec::new());
+/// A removal waiting for commit: the model, the version to keep (None when dropped), and the
+/// transaction nesting level that asked for it (a rolled-back subtransaction takes it back).
+struct Pending {
+    model: String,
+    keep: Option<i32>,
+    level: i32,
+}
+
+static PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
 static CALLBACK_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 /// At commit of the current transaction, unlink the images of `model` other than `keep`'s
 /// (all of them when `keep` is None). Files are not transactional, so nothing happens before
-/// the commit, and nothing at all if the transaction aborts.
+/// the commit, nothing if the transaction or the subtransaction that asked aborts, and nothing
+/// for a prepared transaction (its images go when the model is next activated or dropped).
 pub fn remove_at_commit(model: &str, keep: Option<i32>) {
     if !CALLBACK_REGISTERED.swap(true, Ordering::Relaxed) {
-        // SAFETY: registering a plain function pointer, once per backend.
-        unsafe { pg_sys::RegisterXactCallback(Some(on_transaction_end), std::ptr::null_mut()) };
+        // SAFETY: registering plain function pointers, once per backend.
+        unsafe {
+            pg_sys::RegisterXactCallback(Some(on_transaction_end), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(on_subtransaction_end), std::ptr::null_mut());
+        }
     }
-    PENDING.lock().push((model.to_string(), keep));
+    // SAFETY: plain read of the transaction state.
+    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    PENDING.lock().push(Pending { model: model.to_string(), keep, level });
+}
+
+unsafe extern "C-unwind" fn on_subtransaction_end(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    // The callback runs while the ending subtransaction is still current.
+    let level = pg_sys::GetCurrentTransactionNestLevel();
+    let mut pending = PENDING.lock();
+    match event {
+        SUBXACT_EVENT_ABORT_SUB => pending.retain(|p| p.level < level),
+        SUBXACT_EVENT_COMMIT_SUB => pending.iter_mut().filter(|p| p.level >= level).for_each(|p| p.level = level - 1),
+        _ => {}
+    }
 }
 
 unsafe extern "C-unwind" fn on_transaction_end(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
@@ -71,8 +102,8 @@ unsafe extern "C-unwind" fn on_transaction_end(event: pg_sys::XactEvent::Type, _
         // Plain file removal: nothing here can raise, and a panic must not cross into C.
         let _ = std::panic::catch_unwind(|| {
             let store = store();
-            for (model, keep) in &pending {
-                store.remove(model, *keep);
+            for p in &pending {
+                store.remove(&p.model, p.keep);
             }
         });
     }

@@ -155,7 +155,8 @@ pub fn insert_version(v: &NewVersion<'_>, blob: &[u8]) {
     let sql = format!(
         "INSERT INTO {} (model, version, architecture, hyperparameters, user_id_type, item_id_type, \
          n_users, n_items, n_interactions, rows_read, rows_skipped, metrics, final_loss, train_seconds, \
-         device, size_bytes, source) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
+         device, size_bytes, source, trained_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17, pg_catalog.clock_timestamp())",
         versions_table()
     );
     let args: Vec<DatumWithOid> = vec![

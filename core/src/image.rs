@@ -115,13 +115,18 @@ fn sections(m: &ScoringModel) -> Vec<(String, &[u8], usize)> {
     out
 }
 
+/// Bytes between calls of a long loop's `tick` (which may check for a cancel and raise).
+const TICK_BYTES: usize = 64 << 20;
+
 /// Writes `model` as an image to `out` (positioned at its start); returns the length written.
-/// `verified_at` is stored as is: the writer computed the data CRC itself.
+/// `verified_at` is stored as is: the writer computed the data CRC itself. `tick` is called
+/// every 64 MB written.
 pub fn write_image<W: Write + Seek>(
     model: &ScoringModel,
     identity: &ImageIdentity,
     verified_at: i64,
     out: &mut W,
+    tick: &mut dyn FnMut(),
 ) -> io::Result<u64> {
     let parts = sections(model);
     let mut offset = 0usize;
@@ -156,8 +161,11 @@ pub fn write_image<W: Write + Seek>(
     let mut crc = crc32fast::Hasher::new();
     let zeros = [0u8; ALIGN];
     for (_, bytes, _) in &parts {
-        out.write_all(bytes)?;
-        crc.update(bytes);
+        for piece in bytes.chunks(TICK_BYTES) {
+            out.write_all(piece)?;
+            crc.update(piece);
+            tick();
+        }
         let pad = bytes.len().next_multiple_of(ALIGN) - bytes.len();
         out.write_all(&zeros[..pad])?;
         crc.update(&zeros[..pad]);
@@ -205,12 +213,18 @@ fn read_meta(bytes: &[u8]) -> Result<(Prefix, Meta)> {
     Ok((prefix, serde_json::from_slice(meta).context("image metadata does not parse")?))
 }
 
-/// Whether the data region matches the CRC in the prefix (reads the whole image).
-pub fn data_intact(bytes: &[u8]) -> Result<bool> {
+/// Whether the data region matches the CRC in the prefix (reads the whole image, calling
+/// `tick` every 64 MB).
+pub fn data_intact(bytes: &[u8], tick: &mut dyn FnMut()) -> Result<bool> {
     let prefix = read_prefix(bytes)?;
     let start = (PREFIX_BYTES + prefix.meta_len).next_multiple_of(ALIGN);
     let data = bytes.get(start..).context("image is cut short")?;
-    Ok(crc32fast::hash(data) == prefix.data_crc)
+    let mut crc = crc32fast::Hasher::new();
+    for piece in data.chunks(TICK_BYTES) {
+        crc.update(piece);
+        tick();
+    }
+    Ok(crc.finalize() == prefix.data_crc)
 }
 
 impl ScoringModel {
@@ -343,7 +357,7 @@ pub(crate) mod tests {
 
     pub(crate) fn image_of(model: &ScoringModel) -> Vec<u8> {
         let mut out = Cursor::new(Vec::new());
-        let n = write_image(model, &identity(), 77, &mut out).unwrap();
+        let n = write_image(model, &identity(), 77, &mut out, &mut || {}).unwrap();
         assert_eq!(n as usize, out.get_ref().len());
         out.into_inner()
     }
@@ -355,7 +369,7 @@ pub(crate) mod tests {
             let image = aligned(&bytes);
             let (mapped, id) = ScoringModel::from_image(&image).unwrap();
             assert_eq!(id, identity());
-            assert!(data_intact(&image).unwrap());
+            assert!(data_intact(&image, &mut || {}).unwrap());
             assert_eq!(read_prefix(&image).unwrap().verified_at, 77);
             for u in 0..model.n_users() as u32 {
                 let all: Vec<u32> = (0..model.n_items() as u32).collect();
@@ -385,7 +399,7 @@ pub(crate) mod tests {
         let mut data_flip = bytes.clone();
         let last = data_flip.len() - 70;
         data_flip[last] ^= 0x40;
-        assert!(!data_intact(&aligned(&data_flip)).unwrap());
+        assert!(!data_intact(&aligned(&data_flip), &mut || {}).unwrap());
         let mut other_layout = bytes.clone();
         other_layout[8] = 99;
         assert!(ScoringModel::from_image(&aligned(&other_layout)).is_err());

@@ -91,8 +91,8 @@ fn map_file(file: &File) -> io::Result<Slab<u8>> {
 struct FileLock(#[allow(dead_code)] File);
 
 impl FileLock {
-    /// Waits for the lock, calling `wait` between tries (it sleeps briefly and may raise to
-    /// cancel the wait; the lock file is closed, and so released, as it unwinds).
+    /// Waits for the lock, calling `wait` between tries 2 ms apart (it may raise to cancel the
+    /// wait; the lock file is closed, and so released, as it unwinds).
     fn acquire(path: &Path, wait: &mut dyn FnMut()) -> io::Result<FileLock> {
         let file = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
         loop {
@@ -105,6 +105,7 @@ impl FileLock {
                 return Err(err);
             }
             wait();
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
 }
@@ -145,7 +146,7 @@ impl ImageStore {
 
     /// File-name key of a model: its name in hex (names are at most 63 bytes), so any name
     /// is a safe file name and no two names share one.
-    fn key(model: &str) -> String {
+    pub(crate) fn key(model: &str) -> String {
         hex(model)
     }
 
@@ -169,7 +170,8 @@ impl ImageStore {
 
     /// Maps the image of `id`, verifying or building it first when needed. `build` decodes
     /// the stored version (called at most once, with the model's build lock held); `wait` is
-    /// called while another backend holds that lock.
+    /// called while another backend holds that lock, and between 64 MB steps of a checksum or
+    /// a write (it may raise to cancel; everything here unwinds cleanly).
     pub fn attach_or_build(
         &self,
         id: &ImageIdentity,
@@ -190,7 +192,7 @@ impl ImageStore {
         let path = self.path_of(id);
         let mut rebuilt = None;
         if let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) {
-            match self.check(&file, id) {
+            match self.check(&file, id, wait) {
                 Ok((model, bytes)) => {
                     file.write_all_at(&server_start.to_le_bytes(), VERIFIED_AT_OFFSET)?;
                     return Ok(Attached { model, path, bytes, how: Attach::Verified });
@@ -207,7 +209,7 @@ impl ImageStore {
         let file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&temp_path)?;
         let model = build()?;
         let mut out = BufWriter::with_capacity(1 << 20, &file);
-        image::write_image(&model, id, server_start, &mut out)?;
+        image::write_image(&model, id, server_start, &mut out, wait)?;
         out.into_inner().map_err(|e| anyhow!("writing {}: {}", temp_path.display(), e.error()))?;
         drop(model);
         fs::rename(&temp_path, &path)?;
@@ -223,13 +225,13 @@ impl ImageStore {
 
     /// The model in `file` if the image is whole and usable: header, identity, data CRC and
     /// every section (anything less is damage, and the image is rebuilt).
-    fn check(&self, file: &File, id: &ImageIdentity) -> Result<(ScoringModel, usize)> {
+    fn check(&self, file: &File, id: &ImageIdentity, tick: &mut dyn FnMut()) -> Result<(ScoringModel, usize)> {
         let bytes = map_file(file)?;
         let (_, found) = image::read_header(&bytes)?;
         if found != *id {
             return Err(anyhow!("it names {found:?}"));
         }
-        if !image::data_intact(&bytes)? {
+        if !image::data_intact(&bytes, tick)? {
             return Err(anyhow!("its data fails its checksum"));
         }
         let (model, _) = ScoringModel::from_image(&bytes)?;
@@ -250,22 +252,28 @@ impl ImageStore {
         }
     }
 
-    /// Unlinks the images of `model` other than `keep`'s version (all of them, and its lock
-    /// file, when `keep` is None: the model was dropped). Returns how many were removed.
+    /// Unlinks the images of `model` other than `keep`'s version (all of them when `keep` is
+    /// None: the model was dropped). Returns how many were removed. The model's lock file
+    /// stays (empty): unlinking a lock file others may hold would let two builders in.
     pub fn remove(&self, model: &str, keep: Option<i32>) -> usize {
-        let prefix = format!("{}.", Self::key(model));
-        let keep_prefix = keep.map(|v| format!("{prefix}v{v}.s"));
+        self.remove_where(model, |version| Some(version) != keep)
+    }
+
+    /// Unlinks the images of `model`'s versions older than `version`.
+    pub fn remove_older(&self, model: &str, version: i32) -> usize {
+        self.remove_where(model, |v| v < version)
+    }
+
+    fn remove_where(&self, model: &str, doomed: impl Fn(i32) -> bool) -> usize {
+        let prefix = format!("{}.v", Self::key(model));
         let Ok(entries) = fs::read_dir(&self.dir) else { return 0 };
         let mut removed = 0;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(rest) = name.strip_prefix(&prefix) else { continue };
-            let is_image = rest.starts_with('v') && name.ends_with(".img");
-            let is_lock = rest == "lock" && keep.is_none();
-            if (is_image && keep_prefix.as_ref().is_none_or(|k| !name.starts_with(k.as_str())) || is_lock)
-                && fs::remove_file(entry.path()).is_ok()
-            {
-                removed += is_image as usize;
+            let version = rest.split('.').next().and_then(|v| v.parse::<i32>().ok());
+            if name.ends_with(".img") && version.is_some_and(&doomed) && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
             }
         }
         removed
@@ -342,8 +350,14 @@ mod tests {
         store.attach_or_build(&v4, 200, &mut || {}, &mut build).unwrap();
         assert_eq!(store.remove(&id.model, Some(4)), 1);
         assert!(!store.path_of(&id).exists() && store.path_of(&v4).exists());
+        let v5 = ImageIdentity { version: 5, ..id.clone() };
+        store.attach_or_build(&v5, 200, &mut || {}, &mut build).unwrap();
+        assert_eq!(store.remove_older(&id.model, 5), 1, "only older versions");
+        assert!(store.path_of(&v5).exists() && !store.path_of(&v4).exists());
         assert_eq!(store.remove(&id.model, None), 1);
-        assert_eq!(fs::read_dir(store.dir()).unwrap().count(), 0, "lock file removed with the model");
+        let left: Vec<String> =
+            fs::read_dir(store.dir()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(left, vec![format!("{}.lock", ImageStore::key(&id.model))], "only the lock file stays");
         // Scores from the mappings made before the unlink still work.
         assert_eq!(score(&a.model), want);
         fs::remove_dir_all(dir).unwrap();
@@ -397,7 +411,7 @@ mod tests {
                         std::thread::sleep(std::time::Duration::from_millis(100));
                         Ok(random_model())
                     };
-                    let mut wait = || std::thread::sleep(std::time::Duration::from_millis(2));
+                    let mut wait = || {};
                     score(&store.attach_or_build(&identity(), 7, &mut wait, &mut build).unwrap().model)
                 })
             })

@@ -592,6 +592,16 @@ impl ScoringModel {
     pub fn rank(&self, user: u32, candidates: impl Iterator<Item = Option<u32>>, k: usize) -> Vec<(usize, f32)> {
         let mut items: Vec<u32> = Vec::with_capacity(candidates.size_hint().0);
         let mut positions: Vec<u32> = Vec::with_capacity(items.capacity());
+        // A short list against a big catalogue: sort out repeats instead of touching a mark per
+        // catalogue item (which would cost a new connection's first call, and its private
+        // memory, in proportion to the catalogue).
+        if candidates.size_hint().1.is_some_and(|n| n.saturating_mul(16) < self.n_items()) {
+            (items, positions) = first_occurrences(candidates);
+            let mut logits = Vec::with_capacity(items.len());
+            self.user_context(user).logits(&items, &mut logits);
+            let scored: Vec<(f32, u32)> = logits.into_iter().zip(positions).collect();
+            return top_k(scored, k).into_iter().map(|(logit, pos)| (pos as usize, sigmoid(logit))).collect();
+        }
         CANDIDATE_MARKS.with_borrow_mut(|(marks, stamp)| {
             if marks.len() < self.n_items() {
                 marks.resize(self.n_items(), 0);
@@ -660,7 +670,8 @@ impl ScoringModel {
                 let g = self.gmf.as_ref().ok_or(TwoStageError::NoGmf)?;
                 let seen = if exclude_seen { self.seen(user) } else { &[] };
                 let u = self.user_vector(user).ok_or(TwoStageError::NoGmf)?;
-                let mut best = TopK::new(n.max(k));
+                // Never more than the catalogue: n and k come from SQL and may be huge.
+                let mut best = TopK::new(n.max(k).min(self.n_items()));
                 #[cfg(target_arch = "x86_64")]
                 let done = if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                     // SAFETY: the CPU has the features the function is compiled for.
@@ -706,6 +717,16 @@ impl ScoringModel {
     }
 }
 
+/// The known candidates, each at its first position, in position order: (items, positions).
+fn first_occurrences(candidates: impl Iterator<Item = Option<u32>>) -> (Vec<u32>, Vec<u32>) {
+    let mut firsts: Vec<(u32, u32)> =
+        candidates.enumerate().filter_map(|(pos, item)| Some((item?, pos as u32))).collect();
+    firsts.sort_unstable();
+    firsts.dedup_by_key(|(item, _)| *item);
+    firsts.sort_unstable_by_key(|&(_, pos)| pos);
+    firsts.into_iter().unzip()
+}
+
 pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -735,7 +756,8 @@ pub struct TopK {
 
 impl TopK {
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: std::collections::BinaryHeap::with_capacity(k + 1) }
+        // Capacity grows as items come: k is a bound, not an allocation request.
+        TopK { k, heap: std::collections::BinaryHeap::with_capacity(k.min(1 << 16) + 1) }
     }
 
     /// The score below which nothing can enter (-inf until `k` are held).
@@ -948,6 +970,10 @@ pub(crate) mod tests {
                 assert!((g.1 - w.1).abs() < 1e-6);
             }
         }
+        // The sorting path (short lists, big catalogues) keeps the same first positions.
+        let (items, positions) = first_occurrences(candidates.iter().copied());
+        assert_eq!(items, vec![5, 2, 0, 6, 1]);
+        assert_eq!(positions, vec![0, 2, 4, 5, 7]);
         // Marks from one call must not leak into the next.
         assert_eq!(model.rank(0, [Some(5)].into_iter(), 3).len(), 1);
         assert!(model.rank(0, [None, None].into_iter(), 3).is_empty());

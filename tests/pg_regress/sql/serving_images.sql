@@ -66,6 +66,22 @@ WITH u AS (SELECT neumf_user_vector('si_model', 7) AS v),
 SELECT (SELECT array_agg(item_id ORDER BY item_id) FROM neumf_rank('si_model', 7, ARRAY(SELECT item_id FROM first_stage), 10))
      = (SELECT array_agg(item_id ORDER BY item_id) FROM neumf_recommend('si_model', 7, 10, candidates => 30))
        AS same_as_candidates_30;
+-- A drop or activation rolled back in a subtransaction, or a rolled-back activation that was
+-- served inside its transaction, leaves the active version's image in place.
+BEGIN;
+SAVEPOINT before_drop;
+SELECT neumf_drop('si_model');
+ROLLBACK TO SAVEPOINT before_drop;
+COMMIT;
+SELECT version FROM neumf_images() WHERE model = 'si_model';
+DO $$ BEGIN PERFORM neumf_activate('si_model', 1); RAISE EXCEPTION 'undo'; EXCEPTION WHEN raise_exception THEN NULL; END $$;
+SELECT version FROM neumf_images() WHERE model = 'si_model';
+BEGIN;
+SELECT neumf_activate('si_model', 1);
+SELECT neumf_score('si_model', 1, 5) = :score AS serves_version_1_inside;
+ROLLBACK;
+SELECT version FROM neumf_images() WHERE model = 'si_model' ORDER BY version;
+SELECT neumf_score('si_model', 1, 5) <> :score AS serves_version_2_again;
 -- Dropping a model removes its images at commit.
 SELECT neumf_drop('si_model');
 SELECT count(*) AS images_left FROM neumf_images() WHERE model = 'si_model';
