@@ -61,7 +61,7 @@ fn neumf_cache_attached(
     TableIterator::new(crate::cache::snapshot())
 }
 
-/// The serving images of this database on this server ($PGDATA/neumf_images/<database oid>):
+/// The serving images of this database on this server ($PGDATA/pgsql_tmp_neumf/<database oid>):
 /// `verified` once their checksum has been checked under the current server start; `model` is
 /// NULL for a file whose header is damaged (it is rebuilt on next use).
 #[allow(clippy::type_complexity)]

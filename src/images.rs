@@ -9,12 +9,18 @@ use std::ffi::CStr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// `$PGDATA/neumf_images/<database oid>`.
+/// Directory of all serving images, under the data directory. Images are derived data (rebuilt
+/// from the model tables at will), so the name starts with `pgsql_tmp`: `pg_basebackup` skips
+/// such entries, and a base backup neither carries gigabytes it does not need
+/// nor hits its tar limits (names under 100 bytes, members under 8 GB). PostgreSQL itself
+/// removes `pgsql_tmp` files only under `base/` and tablespaces, so images survive restarts.
+pub const IMAGES_DIR: &str = "pgsql_tmp_neumf";
+
+/// `$PGDATA/pgsql_tmp_neumf/<database oid>`.
 pub fn store() -> ImageStore {
     // SAFETY: DataDir is set before any backend runs SQL, and MyDatabaseId once connected.
     let (data_dir, database) = unsafe { (CStr::from_ptr(pg_sys::DataDir), pg_sys::MyDatabaseId) };
-    let dir =
-        PathBuf::from(data_dir.to_string_lossy().as_ref()).join("neumf_images").join(database.to_u32().to_string());
+    let dir = PathBuf::from(data_dir.to_string_lossy().as_ref()).join(IMAGES_DIR).join(database.to_u32().to_string());
     ImageStore::new(dir)
 }
 

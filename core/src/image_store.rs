@@ -125,9 +125,17 @@ pub struct ImageStore {
     dir: PathBuf,
 }
 
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
+/// FNV-1a over `bytes` from `basis`: stable across builds and Rust versions (file names must
+/// not change under an upgrade).
+fn fnv1a(bytes: &[u8], basis: u64) -> u64 {
+    bytes.iter().fold(basis, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
+
+/// Longest image path relative to the data directory, temporary suffix included, that a tar
+/// stream (as `pg_basebackup` and other backup tools write) carries: names under 100 bytes.
+/// The extension keeps images where `pg_basebackup` skips them; short names keep other tools
+/// from tripping over them too.
+pub const MAX_RELATIVE_PATH: usize = 99;
 
 fn pid_alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
@@ -144,14 +152,19 @@ impl ImageStore {
         &self.dir
     }
 
-    /// File-name key of a model: its name in hex (names are at most 63 bytes), so any name
-    /// is a safe file name and no two names share one.
+    /// File-name key of a model: 96 bits of two FNV-1a hashes of its name, in hex. Any name
+    /// becomes a short, safe file name (see [`MAX_RELATIVE_PATH`]); two names sharing a key
+    /// (odds 2⁻⁹⁶) would only rebuild each other's images, as the header names the model.
     pub(crate) fn key(model: &str) -> String {
-        hex(model)
+        let (a, b) = (fnv1a(model.as_bytes(), 0xcbf2_9ce4_8422_2325), fnv1a(model.as_bytes(), 0x6c62_272e_07bb_0142));
+        format!("{:012x}{:012x}", a >> 16, b >> 16)
     }
 
+    /// `<key>.v<version>.<stamp in hex>.L<layout>.img`: at most 66 bytes, 77 with a temporary
+    /// file's `.tmp<pid>`.
     pub fn path_of(&self, id: &ImageIdentity) -> PathBuf {
-        self.dir.join(format!("{}.v{}.s{}.L{LAYOUT_VERSION}.img", Self::key(&id.model), id.version, id.stamp))
+        let name = format!("{}.v{}.{:x}.L{LAYOUT_VERSION}.img", Self::key(&id.model), id.version, id.stamp as u64);
+        self.dir.join(name)
     }
 
     /// Maps the image of `id` if one is there, intact as far as its header says and verified
@@ -395,6 +408,18 @@ mod tests {
         store.attach_or_build(&id, 2, &mut || {}, &mut build).unwrap();
         assert!(!stale.exists());
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn file_names_fit_a_base_backup() {
+        let store = ImageStore::new("/data/neumf_images/4294967295");
+        let id = ImageIdentity { database: u32::MAX, model: "m".repeat(63), version: i32::MAX, stamp: i64::MIN };
+        let name = store.path_of(&id).file_name().unwrap().to_string_lossy().into_owned();
+        // Linux pids stay below 2^22 (PID_MAX_LIMIT).
+        let temp = format!("{name}.tmp{}", 1u32 << 22);
+        assert!(temp.len() <= MAX_RELATIVE_PATH - "pgsql_tmp_neumf/4294967295/".len(), "{} bytes: {temp}", temp.len());
+        assert_ne!(ImageStore::key("a"), ImageStore::key("b"));
+        assert_eq!(ImageStore::key("movies"), ImageStore::key("movies"));
     }
 
     #[test]

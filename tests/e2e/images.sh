@@ -2,7 +2,7 @@
 # backends mapping the same file, damaged and truncated images, a backend killed mid-build,
 # and serving through PgBouncer in transaction pooling.
 
-images_dir() { qc "SELECT current_setting('data_directory') || '/neumf_images/' || oid FROM pg_database WHERE datname = current_database()"; }
+images_dir() { qc "SELECT current_setting('data_directory') || '/pgsql_tmp_neumf/' || oid FROM pg_database WHERE datname = current_database()"; }
 # LOG lines of image builds of model $1 so far.
 builds_of() { grep -c "neumf built the serving image of model \"$1\"" "$NEUMF_PGDATA/server.log" || true; }
 
@@ -86,7 +86,7 @@ t_images_kill9_mid_build() {
   local pid=${temp##*.tmp}
   kill -9 "$pid" || { fail "could not kill -9 builder $pid"; return 1; }
   wait $bg; sleep 1; wait_server || return 1
-  assert_eq "$(ls "$dir" | grep -c '^[0-9a-f]*\.v[0-9]*\.s[0-9]*\.L[0-9]*\.img$' || true)" \
+  assert_eq "$(ls "$dir" | grep -c '^[0-9a-f]*\.v[0-9]*\.[0-9a-f]*\.L[0-9]*\.img$' || true)" \
     "$(qc "SELECT count(*) FROM neumf_images() WHERE model <> 'im_kill'")" "the killed build published nothing"
   local score; score=$(qc "SELECT neumf_score('im_kill', 1, 5)")
   assert_true "$score IS NOT NULL" "the next call builds the image and serves"

@@ -26,13 +26,15 @@ t_replica_serves_and_follows_activations() {
   standby_stop
   mkdir -p "$STANDBY_DATA"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$STANDBY_DATA"; chmod 700 "$STANDBY_DATA"
   local as_postgres=(); [ "$(id -u)" = 0 ] && as_postgres=(runuser -u postgres --)
-  "${as_postgres[@]}" "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$NEUMF_PGPORT" -U postgres -D "$STANDBY_DATA" -R -X stream -c fast >/dev/null 2>&1 \
-    || { fail "pg_basebackup failed"; return 1; }
+  local copied
+  copied=$("${as_postgres[@]}" "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$NEUMF_PGPORT" -U postgres -D "$STANDBY_DATA" -R -X stream -c fast 2>&1) \
+    || { fail "pg_basebackup failed: $copied"; return 1; }
   # The copy has the primary's log and settings: a fresh log, and its own port and socket.
   rm -f "$STANDBY_DATA/server.log"
   printf "port = %s\nunix_socket_directories = '%s'\n" "$STANDBY_PORT" "$STANDBY_DATA" >>"$STANDBY_DATA/postgresql.auto.conf"
   standby start || { fail "the standby did not start: $(tail -5 "$STANDBY_DATA/server.log")"; return 1; }
   assert_eq "$(sq "SELECT pg_is_in_recovery()")" "t" "the standby is in recovery (streaming)"
+  assert_eq "$(sq "SELECT count(*) FROM neumf_images()")" "0" "pg_basebackup copied no serving image (derived data)"
   wait_replayed || { standby_stop; return 1; }
   local ranking="SELECT string_agg(item_id || ':' || round(score::numeric, 6), ',' ORDER BY rank) FROM neumf_rank('rp_model', 7, ARRAY(SELECT generate_series(1, 60))::bigint[], 10)"
   local v1; v1=$(qc "$ranking")
@@ -56,6 +58,11 @@ t_replica_serves_and_follows_activations() {
   assert_eq "$(sed -n 's/^before://p' "$fifo.out")" "$v1" "the connected standby session served version 1"
   assert_eq "$(sed -n 's/^after://p' "$fifo.out")" "$v2" "and, after replay, the newly activated version 2 in the same session"
   rm -f "$fifo" "$fifo.out"
+  # The standby serves from its own serving image, built there from the replicated rows.
+  assert_eq "$(sq "SELECT model || ':' || version || ':' || verified FROM neumf_images() WHERE model = 'rp_model'")" \
+    "rp_model:2:true" "the standby serves version 2 from a verified image of its own"
+  assert_eq "$(sq "SELECT neumf_score('rp_model', 1, 5); SELECT shared FROM neumf_cache() WHERE model = 'rp_model'" | tail -1)" \
+    "t" "a standby session maps it"
   # Nothing on the standby writes: training is refused as in any read-only transaction, with
   # one clear ERROR.
   local out; out=$(PGPORT=$STANDBY_PORT psql -X -q -tA -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "SELECT neumf_train('rp_model', 'rp_small', epochs => 1)" 2>&1) \

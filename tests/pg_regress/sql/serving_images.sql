@@ -8,7 +8,7 @@ SELECT version FROM neumf_train('si_model', 'si_data', epochs => 2);
 -- The first call builds the image; this backend then serves from it.
 SELECT neumf_score('si_model', 1, 5) AS score \gset
 SELECT model, version, shared, bytes > 0 AS sized FROM neumf_cache() WHERE model = 'si_model';
-SELECT model, version, verified, bytes > 0 AS sized, path ~ '/neumf_images/[0-9]+/[0-9a-f]+\.v1\.s[0-9]+\.L1\.img$' AS named
+SELECT model, version, verified, bytes > 0 AS sized, path ~ '/pgsql_tmp_neumf/[0-9]+/[0-9a-f]{24}\.v1\.[0-9a-f]+\.L1\.img$' AS named
 FROM neumf_images() WHERE model = 'si_model';
 -- A second backend (dblink) attaches the same image and scores the same.
 SELECT dblink_connect('si_other', 'dbname=' || current_database() || ' host=127.0.0.1 port=' || current_setting('port') || ' user=postgres');
