@@ -1,5 +1,5 @@
-# Sourced by the benchmarks. Helpers shared by them; ensure_current_extension needs
-# scripts/env.sh and the PG* connection variables, the others nothing.
+# Sourced by the benchmarks. Helpers shared by them; ensure_current_extension and
+# first_statement need scripts/env.sh and the PG* connection variables, the others nothing.
 
 # ratio A B [decimals, default 2]: A / B.
 ratio() { awk "BEGIN { printf \"%.${3:-2}f\", $1 / $2 }"; }
@@ -18,4 +18,12 @@ ensure_current_extension() {
     echo "the bench database $PGDATABASE holds neumf SQL from a development build: drop it (dropdb $PGDATABASE) and run again" >&2
     return 1
   fi
+}
+
+# p50 and p95 ms of one statement as the first of `count` fresh connections (connection setup
+# excluded: psql's \timing measures the statement alone); extra server options in $3.
+first_statement() { # sql count [options]
+  for _ in $(seq 1 "$2"); do
+    PGOPTIONS="${3:-} -c client_min_messages=warning" psql -X -q -c '\timing on' -c "$1" 2>&1 | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | head -1
+  done | sort -n | awk '{a[NR]=$1} END {p = int(NR*0.95+0.5); if (p < 1) p = 1; printf "%.2f %.2f\n", a[int((NR+1)/2)], a[p]}'
 }

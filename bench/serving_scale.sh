@@ -15,13 +15,6 @@ train_once() { # model source-sql train-options
     q "SET neumf.train_threads = $(nproc); SELECT version FROM neumf_train('$1', \$\$$2\$\$, epochs => 1, validation => false, pretrain => false, $3)" >/dev/null
   fi
 }
-# p50 and p95 ms of one statement as the first of `count` fresh connections (connection setup
-# excluded, as psql's \timing measures the statement alone); extra server options in $3.
-first_statement() { # sql count [options]
-  for _ in $(seq 1 "$2"); do
-    PGOPTIONS="${3:-} -c client_min_messages=warning" psql -X -q -c '\timing on' -c "$1" 2>&1 | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | head -1
-  done | sort -n | awk '{a[NR]=$1} END {printf "%.2f %.2f\n", a[int((NR+1)/2)], a[int(NR*0.95+0.5) < 1 ? 1 : int(NR*0.95+0.5)]}'
-}
 rank10() { echo "SELECT count(*) FROM neumf_rank('$1', 42, ARRAY[1,2,3,4,5,6,7,8,9,10]::int8[], 10)"; }
 
 echo "== 6. production scale: models"

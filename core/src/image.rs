@@ -99,7 +99,6 @@ fn sections(m: &ScoringModel) -> Vec<(String, &[u8], usize)> {
     if let Some(g) = &m.gmf {
         put(&mut out, "gmf.user", &g.user);
         put(&mut out, "gmf.item_folded", &g.item_folded);
-        put(&mut out, "gmf.item_prior", &g.item_prior);
         put(&mut out, "gmf.first_stage_blocks", &g.first_stage_blocks);
     }
     if let Some(mlp) = &m.mlp {
@@ -281,7 +280,6 @@ impl ScoringModel {
                 factors: f,
                 user: section("gmf.user", Some(nu * f))?,
                 item_folded: section("gmf.item_folded", Some(ni * f))?,
-                item_prior: section("gmf.item_prior", Some(ni))?,
                 first_stage_blocks: section(
                     "gmf.first_stage_blocks",
                     Some(ni.div_ceil(crate::infer::BLOCK) * (f + 1) * crate::infer::BLOCK),

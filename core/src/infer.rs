@@ -54,13 +54,12 @@ pub(crate) struct GmfSide {
     pub(crate) user: Slab<f32>,
     /// Item vectors pre-multiplied by the GMF output weights.
     pub(crate) item_folded: Slab<f32>,
-    /// Per item, the rest of the logit for a typical user (the MLP tower's output at the mean
-    /// user, plus the output bias): with the GMF term it makes the first stage of a two-stage
-    /// recommendation, `p·q̃ + prior`, still one dot product (see [`ScoringModel::user_vector`]).
-    pub(crate) item_prior: Slab<f32>,
     /// The first stage's item side, in blocks of [`BLOCK`] items stored feature-major
-    /// (`[block][factor + 1][item in block]`, the last row the prior), so a block's scores are
-    /// `factors + 1` vector multiply-adds. Padding items score -inf.
+    /// (`[block][factor + 1][item in block]`), so a block's scores are `factors + 1` vector
+    /// multiply-adds. Rows 0..factors are `item_folded`; the last row is each item's prior: the
+    /// rest of the logit for a typical user (the MLP tower's output at the mean user, plus the
+    /// output bias), so the first stage `p·q̃ + prior` is still one dot product (see
+    /// [`ScoringModel::user_vector`]). Padding items score -inf.
     pub(crate) first_stage_blocks: Slab<f32>,
 }
 
@@ -106,8 +105,6 @@ pub struct UserContext<'m> {
     mlp_user_pre: Vec<f32>,
     scratch_a: Vec<f32>,
     scratch_b: Vec<f32>,
-    /// Leaves the GMF term out (for [`ScoringModel::compute_item_prior`]).
-    skip_gmf: bool,
 }
 
 /// Moves a weight out of the decoded map (no copy: a new connection's first call pays for every
@@ -144,7 +141,6 @@ impl ScoringModel {
                 factors: f,
                 user: user.into(),
                 item_folded: item_folded.into(),
-                item_prior: Slab::default(),
                 first_stage_blocks: Slab::default(),
             })
         } else {
@@ -234,14 +230,14 @@ impl ScoringModel {
             mlp,
             output_bias,
         };
-        model.compute_item_prior();
+        model.compute_first_stage();
         Ok(model)
     }
 
-    /// Fills `gmf.item_prior`: the logit without its GMF term, for a user whose first MLP layer
-    /// input is the mean over users (the MLP is not linear, so this is an estimate that only
-    /// steers the shortlist; the final scores are exact).
-    fn compute_item_prior(&mut self) {
+    /// Fills `gmf.first_stage_blocks`. An item's prior is the logit without its GMF term for a
+    /// user whose first MLP layer input is the mean over users (the MLP is not linear, so this
+    /// is an estimate that only steers the shortlist; the final scores are exact).
+    fn compute_first_stage(&mut self) {
         let Some(g) = &self.gmf else { return };
         let ni = self.n_items();
         let prior: Vec<f32> = match &self.mlp {
@@ -254,14 +250,14 @@ impl ScoringModel {
                 }
                 let pre: Vec<f32> =
                     (0..m.hidden).map(|o| dot(&m.first_user_weight[o * m.embed..(o + 1) * m.embed], &mean)).collect();
-                // A context for the mean user without a GMF term: the logit is then the prior.
+                // The mean user with a zero GMF vector: the logit is then the prior.
+                let zeros = vec![0f32; g.factors];
                 let mut ctx = UserContext {
                     model: self,
-                    gmf_user: &[],
+                    gmf_user: &zeros,
                     mlp_user_pre: pre,
                     scratch_a: Vec::new(),
                     scratch_b: Vec::new(),
-                    skip_gmf: true,
                 };
                 let items: Vec<u32> = (0..ni as u32).collect();
                 let mut out = Vec::with_capacity(ni);
@@ -284,7 +280,7 @@ impl ScoringModel {
                 block[f * BLOCK + l] = if i < ni { prior[i] } else { f32::NEG_INFINITY };
             }
         }
-        let g = GmfSide { item_prior: prior.into(), first_stage_blocks: blocks.into(), ..g.clone() };
+        let g = GmfSide { first_stage_blocks: blocks.into(), ..g.clone() };
         self.gmf = Some(g);
     }
 
@@ -346,14 +342,7 @@ impl ScoringModel {
             }
             None => (Vec::new(), 0),
         };
-        UserContext {
-            model: self,
-            gmf_user,
-            mlp_user_pre,
-            scratch_a: vec![0.0; widest],
-            scratch_b: vec![0.0; widest],
-            skip_gmf: false,
-        }
+        UserContext { model: self, gmf_user, mlp_user_pre, scratch_a: vec![0.0; widest], scratch_b: vec![0.0; widest] }
     }
 }
 
@@ -409,7 +398,7 @@ impl UserContext<'_> {
     #[inline(always)]
     fn gmf_and_first_layer(&self, items: &[u32], out: &mut [f32], stride: usize, z: &mut Vec<f32>) {
         let m = self.model;
-        if let Some(g) = m.gmf.as_ref().filter(|_| !self.skip_gmf) {
+        if let Some(g) = &m.gmf {
             for (o, &i) in out.iter_mut().zip(items) {
                 let i = i as usize;
                 *o += dot(self.gmf_user, &g.item_folded[i * g.factors..(i + 1) * g.factors]);
@@ -708,12 +697,12 @@ impl ScoringModel {
     }
 
     /// The item's first-stage vector: its GMF vector with the output weights folded in, and
-    /// its prior (see [`Self::user_vector`]).
+    /// its prior (see [`Self::user_vector`]), read from its column of the first-stage blocks.
     pub fn item_vector(&self, item: u32) -> Option<Vec<f32>> {
         let g = self.gmf.as_ref()?;
-        let mut v = g.item_folded[item as usize * g.factors..(item as usize + 1) * g.factors].to_vec();
-        v.push(g.item_prior[item as usize]);
-        Some(v)
+        let (i, width) = (item as usize, (g.factors + 1) * BLOCK);
+        let block = &g.first_stage_blocks[i / BLOCK * width..(i / BLOCK + 1) * width];
+        Some(block.iter().skip(i % BLOCK).step_by(BLOCK).copied().collect())
     }
 }
 
@@ -1011,7 +1000,9 @@ pub(crate) mod tests {
             for i in 0..model.n_items() as u32 {
                 let first_stage = dot(&p, &model.item_vector(i).unwrap());
                 let gmf: f32 = (0..f).map(|j| g.user[u as usize * f + j] * g.item_folded[i as usize * f + j]).sum();
-                assert!((first_stage - gmf - g.item_prior[i as usize]).abs() < 1e-5);
+                let prior = *model.item_vector(i).unwrap().last().unwrap();
+                assert!((first_stage - gmf - prior).abs() < 1e-5);
+                assert_eq!(&model.item_vector(i).unwrap()[..f], &g.item_folded[i as usize * f..(i as usize + 1) * f]);
             }
             // The shortlist is the top n by that dot product among unseen items, re-ranked.
             for n in [1, 3, 5] {
@@ -1027,8 +1018,8 @@ pub(crate) mod tests {
                 let got: Vec<u32> = model.recommend(u, 2, true, Some(n)).unwrap().into_iter().map(|x| x.0).collect();
                 assert_eq!(got, want, "user {u}, shortlist of {n}");
             }
-            // The prior is the logit of a user at the mean of the MLP's first layer input.
-            assert!(g.item_prior.iter().all(|x| x.is_finite()));
+            // Every item's prior is a finite logit (only padding scores -inf).
+            assert!((0..model.n_items() as u32).all(|i| model.item_vector(i).unwrap().last().unwrap().is_finite()));
         }
     }
 
